@@ -1,0 +1,38 @@
+# Two commands on a fresh machine (Python >= 3.11, Node >= 20, npm):
+#   make serve   serve the API on the embedded default (SQLite under ./data/)
+#   make test    run the whole test suite (installs the Firebase Auth Emulator itself)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FIREBASE_TOOLS_VERSION := 15.34.2
+FIREBASE := .tools/node_modules/.bin/firebase
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test bench lint openapi
+
+$(STAMP): pyproject.toml tests/example_plugin/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]" -e tests/example_plugin
+	touch $@
+
+$(FIREBASE):
+	mkdir -p .tools
+	npm install --prefix .tools --no-audit --no-fund --loglevel=error \
+		firebase-tools@$(FIREBASE_TOOLS_VERSION)
+
+serve: $(STAMP)
+	$(BIN)/imperfect serve --migrate --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
+
+test: $(STAMP) $(FIREBASE)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python tests/bench/run.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+openapi: $(STAMP)
+	$(BIN)/imperfect openapi -o docs/openapi.json

@@ -1,0 +1,284 @@
+"""The app factory: plugins in, one Quart app and one OpenAPI document out.
+
+``create_app`` does all the wiring once: it loads the enabled families, asks
+each for its blueprints, models and spec fragments (leaving out a ``skip``
+family whose hook fails), refuses conflicts, registers the routes, prepares
+the Tortoise config and builds the spec. Database, Firebase and each plugin's
+``startup`` run when the app starts serving. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+from typing import Any
+
+from quart import Blueprint, Quart, Response, g, request
+
+from core import db
+from core.auth import FirebaseAuth, Identity
+from core.config import CoreSettings
+from core.errors import ApiError, ConfigError, ConflictError, install_error_handlers
+from core.openapi import BuiltSpec, build_spec
+from core.plugins import LoadedPlugin, Platform, load_platform
+
+log = logging.getLogger("imperfect.app")
+
+SERVICE_TITLE = "imperfect-api"
+SERVICE_DESCRIPTION = (
+    "The user-facing backend of an endurance-coaching app. Every route family is a plugin; "
+    "this document is merged from the families enabled on this deployment."
+)
+CORE_TAG = {"name": "core", "description": "Platform routes: liveness and readiness."}
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_RULE_ARGUMENT = re.compile(r"<[^>]+>")
+
+
+def service_version() -> str:
+    try:
+        return package_version("imperfect-api")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+@dataclass
+class Contribution:
+    """What one family adds to the app, gathered before anything is registered."""
+
+    blueprints: list[Blueprint] = field(default_factory=list)
+    models: db.PluginModels | None = None
+    fragment: dict[str, Any] = field(default_factory=dict)
+
+
+class Runtime:
+    """Everything the running app shares: the platform, Firebase, the spec, the database."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.core = platform.core
+        self.auth: FirebaseAuth | None = None
+        self.spec: BuiltSpec | None = None
+        self.tortoise_config: dict[str, Any] = {}
+        self.tables: dict[str, tuple[str, ...]] = {}
+        self.routes: list[tuple[str, str, str]] = []  # (rule, methods, plugin)
+        self.readiness: dict[str, dict[str, Any]] = {}
+        self.started: list[LoadedPlugin] = []
+        self.unavailable: dict[str, str] = {}  # blueprint name -> reason
+        self.blueprint_owners: dict[str, str] = {}
+
+    async def resolve_user(self, identity: Identity) -> Any:
+        """The first non-None ``resolve_user`` result, else the identity itself."""
+        for plugin, impl in self.platform.impls("resolve_user"):
+            result = self.platform.call_one(plugin, impl, identity=identity)
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result is not None:
+                return result
+        return identity
+
+
+def runtime_of(app: Quart) -> Runtime:
+    return app.extensions["imperfect"]
+
+
+def create_app(core: CoreSettings | None = None, platform: Platform | None = None) -> Quart:
+    """Build the app for ``core`` settings (the environment when omitted)."""
+    core = core or CoreSettings()
+    platform = platform or load_platform(core)
+    app = Quart("imperfect")
+    app.config["MAX_CONTENT_LENGTH"] = core.max_body_bytes
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    runtime = Runtime(platform)
+    app.extensions["imperfect"] = runtime
+    install_error_handlers(app)
+    _install_request_pipeline(app)
+
+    contributions = _collect(platform)
+    db.check_table_conflicts(c.models for c in contributions.values() if c.models)
+
+    from core.routes import core_blueprint
+
+    _register(app, runtime, "core", [core_blueprint()])
+    for name, contribution in contributions.items():
+        _register(app, runtime, name, contribution.blueprints)
+
+    all_models = [c.models for c in contributions.values() if c.models]
+    runtime.tortoise_config = db.tortoise_config(core.database_url, all_models)
+    runtime.tables = {m.plugin: m.tables for m in all_models}
+    runtime.spec = build_spec(
+        app,
+        title=SERVICE_TITLE,
+        version=service_version(),
+        description=SERVICE_DESCRIPTION,
+        owners=runtime.blueprint_owners,
+        tags=[CORE_TAG]
+        + [{"name": p.name, "description": p.info.description} for p in platform.plugins.values()],
+        fragments=[(name, c.fragment) for name, c in contributions.items() if c.fragment],
+    )
+
+    @app.before_serving
+    async def _serve_start() -> None:
+        await _start(app, runtime)
+
+    @app.after_serving
+    async def _serve_stop() -> None:
+        await _stop(app, runtime)
+
+    return app
+
+
+def _collect(platform: Platform) -> dict[str, Contribution]:
+    """Ask each family for its parts; a ``skip`` family that fails is left out."""
+    while True:
+        contributions: dict[str, Contribution] = {}
+        try:
+            for name, plugin in list(platform.plugins.items()):
+                contributions[name] = _contribution(platform, plugin)
+            return contributions
+        except _HookFailed as failure:
+            platform.leave_out(failure.plugin, failure.reason)
+
+
+class _HookFailed(Exception):
+    def __init__(self, plugin: str, reason: str) -> None:
+        super().__init__(reason)
+        self.plugin, self.reason = plugin, reason
+
+
+def _contribution(platform: Platform, plugin: LoadedPlugin) -> Contribution:
+    contribution = Contribution()
+    for hook_name in ("blueprints", "model_modules", "spec_fragments"):
+        for owner, impl in platform.impls(hook_name):
+            if owner is not plugin:
+                continue
+            try:
+                result = platform.call_one(plugin, impl)
+                if asyncio.iscoroutine(result):
+                    result.close()
+                    raise TypeError(f"hook {hook_name} must not be async")
+                if hook_name == "blueprints":
+                    contribution.blueprints = list(result or [])
+                elif hook_name == "model_modules":
+                    modules = list(result or [])
+                    if modules:
+                        contribution.models = db.describe_models(plugin.name, modules)
+                else:
+                    contribution.fragment = dict(result or {})
+            except Exception as error:
+                raise _HookFailed(plugin.name, f"hook {hook_name} failed: {error!r}") from error
+    return contribution
+
+
+def _register(app: Quart, runtime: Runtime, owner: str, blueprints: list[Blueprint]) -> None:
+    """Register one family's blueprints, refusing any rule another family serves."""
+    taken = {
+        (_RULE_ARGUMENT.sub("<>", rule), method): plugin
+        for rule, methods, plugin in runtime.routes
+        for method in methods.split(",")
+    }
+    before = set(app.blueprints)
+    for blueprint in blueprints:
+        if blueprint.name in runtime.blueprint_owners:
+            raise ConflictError(
+                f"blueprint '{blueprint.name}' is registered by both plugin "
+                f"'{runtime.blueprint_owners[blueprint.name]}' and plugin '{owner}'"
+            )
+        app.register_blueprint(blueprint)
+        for name in set(app.blueprints) - before:
+            runtime.blueprint_owners[name] = owner
+        before = set(app.blueprints)
+    new_rules = [
+        r
+        for r in app.url_map.iter_rules()
+        if runtime.blueprint_owners.get(r.endpoint.rpartition(".")[0]) == owner
+    ]
+    for rule in new_rules:
+        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        for method in methods:
+            key = (_RULE_ARGUMENT.sub("<>", rule.rule), method)
+            if key in taken and taken[key] != owner:
+                raise ConflictError(
+                    f"{method} {rule.rule} is served by both plugin '{taken[key]}' "
+                    f"and plugin '{owner}'"
+                )
+            taken[key] = owner
+        runtime.routes.append((rule.rule, ",".join(methods), owner))
+
+
+def _install_request_pipeline(app: Quart) -> None:
+    runtime = runtime_of(app)
+
+    @app.before_request
+    async def _refuse_unavailable_family() -> None:
+        if runtime.unavailable and request.blueprint in runtime.unavailable:
+            raise ApiError(503, "plugin_unavailable", runtime.unavailable[request.blueprint])
+
+    @app.after_request
+    async def _request_id(response: Response) -> Response:
+        incoming = request.headers.get("X-Request-ID", "")
+        response.headers["X-Request-ID"] = (
+            incoming if _REQUEST_ID.match(incoming) else g.get("request_id") or uuid.uuid4().hex
+        )
+        return response
+
+
+async def _start(app: Quart, runtime: Runtime) -> None:
+    """Firebase, database, migrations check, then each family's ``startup``."""
+    core = runtime.core
+    runtime.auth = FirebaseAuth(core)
+    config = runtime.tortoise_config
+    await db.init(config)
+    pending = await db.pending_migrations(config)
+    if pending:
+        if not core.auto_migrate:
+            await _stop(app, runtime)
+            raise ConfigError(
+                "unapplied migrations: "
+                + ", ".join(pending)
+                + ". Run `imperfect db migrate`, or set IMPERFECT_AUTO_MIGRATE=1."
+            )
+        applied = await db.migrate(config)
+        log.info("applied migrations: %s", ", ".join(applied))
+    platform = runtime.platform
+    for plugin, impl in platform.impls("startup"):
+        try:
+            result = platform.call_one(plugin, impl, app=app)
+            if asyncio.iscoroutine(result):
+                await result
+            runtime.started.append(plugin)
+        except Exception as error:
+            reason = f"start-up failed: {error!r}"
+            if plugin.entry.on_failure == "abort":
+                await _stop(app, runtime)
+                raise ConfigError(f"plugin '{plugin.name}': {reason}") from error
+            log.exception("plugin '%s' %s; its routes answer 503", plugin.name, reason)
+            for blueprint, owner in runtime.blueprint_owners.items():
+                if owner == plugin.name:
+                    runtime.unavailable[blueprint] = f"The '{plugin.name}' family is unavailable."
+    for plugin, checks in await platform.call_each("readiness_checks"):
+        runtime.readiness[plugin.name] = dict(checks or {})
+
+
+async def _stop(app: Quart, runtime: Runtime) -> None:
+    """Each started family's ``shutdown`` in reverse order, then database and Firebase."""
+    platform = runtime.platform
+    started = {p.name for p in runtime.started}
+    for plugin, impl in reversed(platform.impls("shutdown")):
+        if plugin.name not in started:
+            continue
+        try:
+            result = platform.call_one(plugin, impl, app=app)
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:
+            log.exception("plugin '%s' failed to shut down", plugin.name)
+    runtime.started.clear()
+    await db.close()
+    if runtime.auth is not None:
+        runtime.auth.close()
+        runtime.auth = None

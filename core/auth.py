@@ -1,0 +1,155 @@
+"""Firebase ID-token authentication, off the event loop.
+
+firebase-admin is synchronous (it may block on a certificate download or, with
+revocation checking, on a ``get_user`` call), so every verification runs in a
+worker thread. Set ``FIREBASE_AUTH_EMULATOR_HOST`` to verify against the
+Firebase Auth Emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import firebase_admin
+from firebase_admin import auth as firebase_auth
+
+from core.config import CoreSettings
+from core.errors import ApiError
+
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="imperfect"'}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A caller whose Firebase ID token verified: the uid and every claim."""
+
+    uid: str
+    claims: Mapping[str, Any]
+
+    @property
+    def email(self) -> str | None:
+        return self.claims.get("email")
+
+    @property
+    def auth_time(self) -> int | None:
+        value = self.claims.get("auth_time")
+        return int(value) if value is not None else None
+
+
+def unauthenticated(code: str, detail: str) -> ApiError:
+    return ApiError(401, code, detail, headers=BEARER_CHALLENGE)
+
+
+class FirebaseAuth:
+    """Verifies ID tokens with firebase-admin, with its own named Firebase app."""
+
+    def __init__(self, core: CoreSettings) -> None:
+        self.core = core
+        self._app = firebase_admin.initialize_app(
+            credential=_credential(),
+            options={"projectId": core.firebase_project_id},
+            name=f"imperfect-{uuid.uuid4().hex}",
+        )
+
+    @property
+    def firebase_app(self) -> firebase_admin.App:
+        return self._app
+
+    def close(self) -> None:
+        firebase_admin.delete_app(self._app)
+
+    async def identify(self, authorization: str | None) -> Identity:
+        """Turn an ``Authorization`` header into an :class:`Identity`, or raise 401."""
+        if not authorization:
+            raise unauthenticated(
+                "missing_token",
+                "This route needs a Firebase ID token: send 'Authorization: Bearer <token>'.",
+            )
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise unauthenticated(
+                "invalid_authorization",
+                "The Authorization header must be 'Bearer <Firebase ID token>'.",
+            )
+        claims = await asyncio.to_thread(self._verify, token)
+        return Identity(uid=claims["uid"], claims=claims)
+
+    def _verify(self, token: str) -> dict[str, Any]:
+        try:
+            return firebase_auth.verify_id_token(
+                token, app=self._app, check_revoked=self.core.check_revoked
+            )
+        except firebase_auth.RevokedIdTokenError as error:
+            raise unauthenticated(
+                "token_revoked", "This ID token has been revoked; sign in again."
+            ) from error
+        except firebase_auth.ExpiredIdTokenError as error:
+            raise unauthenticated(
+                "token_expired", "This ID token has expired; refresh it and retry."
+            ) from error
+        except firebase_auth.UserDisabledError as error:
+            raise unauthenticated("user_disabled", "This Firebase user is disabled.") from error
+        except firebase_auth.UserNotFoundError as error:
+            raise unauthenticated(
+                "user_not_found", "The Firebase user of this ID token no longer exists."
+            ) from error
+        except firebase_auth.CertificateFetchError as error:
+            raise ApiError(
+                503,
+                "auth_unavailable",
+                "Firebase Authentication could not be reached to verify the token.",
+            ) from error
+        except (firebase_auth.InvalidIdTokenError, ValueError) as error:
+            raise unauthenticated("invalid_token", _invalid_reason(str(error))) from error
+
+
+def _invalid_reason(message: str) -> str:
+    if '"aud"' in message or '"iss"' in message:
+        return "This ID token was issued for another Firebase project."
+    return "This is not a valid Firebase ID token."
+
+
+def _credential() -> Any:
+    """Application Default Credentials when configured; none needed for the emulator."""
+    from os import environ
+
+    if environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+        return firebase_admin.credentials.ApplicationDefault()
+    return _NoCredential()
+
+
+class _NoCredential(firebase_admin.credentials.Base):
+    """Lets the Firebase app start without a service account.
+
+    Token verification needs only the project id; the Auth Emulator accepts
+    its own admin credential. Calls that need Google credentials fail with a
+    clear message instead of searching the machine for them.
+    """
+
+    def get_credential(self) -> Any:
+        raise RuntimeError(
+            "No Google credentials: set GOOGLE_APPLICATION_CREDENTIALS to call Firebase services"
+        )
+
+
+def require_admin(identity: Identity, claim: str) -> None:
+    if identity.claims.get(claim) is not True:
+        raise ApiError(403, "admin_required", f"This route needs the '{claim}' custom claim.")
+
+
+def require_recent_sign_in(identity: Identity, max_age_seconds: int) -> None:
+    """Refuse a token whose sign-in is older than ``max_age_seconds`` (or in the future)."""
+    now = time.time()
+    auth_time = identity.auth_time
+    if auth_time is None or auth_time > now + 60 or now - auth_time > max_age_seconds:
+        raise unauthenticated(
+            "recent_sign_in_required",
+            f"This action needs a sign-in within the last {max_age_seconds} seconds; "
+            "sign in again and retry.",
+        )

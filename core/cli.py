@@ -1,0 +1,303 @@
+"""The ``imperfect`` command line: serve, inspect, check, migrate, scaffold.
+
+Plugin commands (the ``cli_commands`` hook) are loaded only when asked for,
+so a broken ``plugins.toml`` never hides the built-in commands that diagnose it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from core import db
+from core.app import create_app, runtime_of
+from core.config import CoreSettings
+from core.errors import ConfigError
+from core.plugins import Platform, load_platform
+
+DEFAULT_SPEC_PATH = Path("docs/openapi.json")
+
+
+def _fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Print configuration errors as one line on stderr and exit 1, no traceback."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(1)
+
+    return run
+
+
+class ImperfectGroup(click.Group):
+    """Built-in commands, plus the commands enabled plugins contribute."""
+
+    def _plugin_commands(self) -> dict[str, click.Command]:
+        commands: dict[str, click.Command] = {}
+        owners: dict[str, str] = {}
+        platform = load_platform(CoreSettings())
+        for plugin, result in platform.call_each_sync("cli_commands"):
+            for command in result or []:
+                name = command.name or ""
+                if name in self.commands or name in commands:
+                    other = owners.get(name, "core")
+                    raise ConfigError(
+                        f"command '{name}' is defined by both {_who(other)} "
+                        f"and plugin '{plugin.name}'"
+                    )
+                commands[name], owners[name] = command, plugin.name
+        return commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        try:
+            extra = list(self._plugin_commands())
+        except ConfigError:
+            extra = []
+        return sorted([*self.commands, *extra])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands:
+            return self.commands[name]
+        try:
+            return self._plugin_commands().get(name)
+        except ConfigError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(1)
+
+
+def _who(owner: str) -> str:
+    return "core" if owner == "core" else f"plugin '{owner}'"
+
+
+@click.group(cls=ImperfectGroup)
+def main() -> None:
+    """imperfect-api: the endurance-coaching backend, one plugin per route family."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+@click.option("--migrate", is_flag=True, help="Apply pending migrations before serving.")
+@_fails_cleanly
+def serve(host: str, port: int, workers: int, migrate: bool) -> None:
+    """Serve the API with hypercorn."""
+    from hypercorn.config import Config
+    from hypercorn.run import run
+
+    create_app()  # fail here, with a clear message, on any configuration problem
+    if migrate:
+        _migrate_all()
+    config_file = Path("config/hypercorn.toml")
+    config = Config.from_toml(config_file) if config_file.exists() else Config()
+    config.bind = [f"{host}:{port}"]
+    config.workers = workers
+    config.application_path = "core.app:create_app()"
+    sys.exit(run(config))
+
+
+@main.command()
+@_fails_cleanly
+def check() -> None:
+    """Validate plugins.toml, every family's settings and the merged app, without serving."""
+    app = create_app()
+    runtime = runtime_of(app)
+    platform = runtime.platform
+    click.echo(
+        f"ok: {len(platform.plugins)} families enabled "
+        f"({', '.join(platform.plugins) or 'none'}), {len(runtime.routes)} routes, "
+        f"{sum(len(t) for t in runtime.tables.values())} tables"
+    )
+    for left in platform.left_out.values():
+        click.echo(f"  {left.name}: {left.status} ({left.reason})")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_fails_cleanly
+def plugins(as_json: bool) -> None:
+    """List every family: version, source, status and why, routes and tables."""
+    runtime = runtime_of(create_app())
+    rows = describe_plugins(runtime.platform, runtime.routes, runtime.tables)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['name']} {row.get('version', '-')} [{row['status']}] {row['source']}")
+        if row.get("reason"):
+            click.echo(f"    why: {row['reason']}")
+        for route in row.get("routes", []):
+            click.echo(f"    route: {route}")
+        for table in row.get("tables", []):
+            click.echo(f"    table: {table}")
+
+
+def describe_plugins(
+    platform: Platform, routes: list[tuple[str, str, str]], tables: dict[str, tuple[str, ...]]
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for plugin in platform.plugins.values():
+        rows.append(
+            {
+                "name": plugin.name,
+                "version": plugin.version,
+                "source": plugin.entry.source,
+                "status": "enabled",
+                "routes": [f"{m} {r}" for r, m, owner in routes if owner == plugin.name],
+                "tables": list(tables.get(plugin.name, ())),
+            }
+        )
+    for left in platform.left_out.values():
+        rows.append(
+            {"name": left.name, "source": left.source, "status": left.status, "reason": left.reason}
+        )
+    return rows
+
+
+@main.command()
+@_fails_cleanly
+def routes() -> None:
+    """Every URL rule, its methods and the family that owns it."""
+    runtime = runtime_of(create_app())
+    width = max((len(rule) for rule, _, _ in runtime.routes), default=10)
+    for rule, methods, owner in sorted(runtime.routes):
+        click.echo(f"{rule:<{width}}  {methods:<20}  {owner}")
+
+
+@main.command()
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to this file.")
+@click.option(
+    "--check",
+    "check_file",
+    is_flag=True,
+    help=f"Fail if the file (default {DEFAULT_SPEC_PATH}) differs from what the code produces.",
+)
+@_fails_cleanly
+def openapi(output: Path | None, check_file: bool) -> None:
+    """Print, write (-o) or verify (--check) the merged OpenAPI document."""
+    spec = runtime_of(create_app()).spec
+    assert spec is not None
+    if check_file:
+        path = output or DEFAULT_SPEC_PATH
+        current = path.read_bytes() if path.exists() else b""
+        if current != spec.body:
+            diff = difflib.unified_diff(
+                current.decode().splitlines(),
+                spec.body.decode().splitlines(),
+                str(path),
+                "generated",
+                lineterm="",
+                n=1,
+            )
+            click.echo("\n".join(list(diff)[:60]), err=True)
+            raise ConfigError(
+                f"{path} is stale: run `imperfect openapi -o {path}` and commit the result"
+            )
+        click.echo(f"{path} is up to date")
+    elif output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(spec.body)
+        click.echo(f"wrote {output}")
+    else:
+        click.echo(spec.body.decode(), nl=False)
+
+
+@main.group(name="db")
+def database() -> None:
+    """Apply and create migrations (one Tortoise app per family)."""
+
+
+def _migrate_all() -> list[str]:
+    runtime = runtime_of(create_app())
+
+    async def run() -> list[str]:
+        await db.init(runtime.tortoise_config)
+        try:
+            return await db.migrate(runtime.tortoise_config)
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+@database.command(name="migrate")
+@_fails_cleanly
+def db_migrate() -> None:
+    """Apply every pending migration of every enabled family."""
+    applied = _migrate_all()
+    for name in applied:
+        click.echo(f"applied {name}")
+    click.echo(f"{len(applied)} migration(s) applied" if applied else "nothing to apply")
+
+
+@database.command(name="makemigrations")
+@click.argument("plugin", required=False)
+@_fails_cleanly
+def db_makemigrations(plugin: str | None) -> None:
+    """Write migrations for families whose models changed (or only PLUGIN)."""
+    runtime = runtime_of(create_app())
+    written = asyncio.run(db.make_migrations(runtime.tortoise_config, plugin))
+    for path in written:
+        click.echo(f"wrote {path}")
+    if not written:
+        click.echo("no changes")
+
+
+@main.command(name="new-plugin")
+@click.argument("name")
+@click.option(
+    "--directory",
+    type=click.Path(path_type=Path),
+    default=Path("plugins"),
+    show_default=True,
+    help="Where the package is created.",
+)
+@_fails_cleanly
+def new_plugin(name: str, directory: Path) -> None:
+    """Scaffold a route family package (with a model, a migration and a test)."""
+    from core.scaffold import scaffold
+
+    for path in scaffold(name, directory):
+        click.echo(f"created {path}")
+    click.echo(
+        f"Now add it to plugins.toml:\n\n[plugins.{name}]\n"
+        f'module = "{directory.as_posix().replace("/", ".")}.{name}"\n'
+    )
+
+
+@main.group()
+def dev() -> None:
+    """Helpers for local development."""
+
+
+@dev.command(name="token")
+@click.argument("email")
+@click.option("--password", default="imperfect-dev-password", show_default=True)
+@click.option(
+    "--emulator-host",
+    envvar="FIREBASE_AUTH_EMULATOR_HOST",
+    default="127.0.0.1:9099",
+    show_default=True,
+    help="host:port of the Firebase Auth Emulator.",
+)
+@_fails_cleanly
+def dev_token(email: str, password: str, emulator_host: str) -> None:
+    """Print a Firebase Auth Emulator ID token for EMAIL (signing it up if new)."""
+    from core.emulator import EmulatorError, sign_in_or_up
+
+    try:
+        account = sign_in_or_up(emulator_host, email, password)
+    except EmulatorError as error:
+        raise ConfigError(str(error)) from error
+    click.echo(account.id_token)

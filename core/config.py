@@ -1,0 +1,167 @@
+"""Deployment configuration: core settings from the environment and ``plugins.toml``.
+
+Core settings come from environment variables only (documented in
+``config/env.template``). ``plugins.toml`` says which route families load and
+with which settings; a setting written as ``{ env = "NAME" }`` is read from the
+environment at load time, so secrets never sit in the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+OnFailure = Literal["abort", "skip"]
+ENTRY_POINT_GROUP = "imperfect.plugins"
+
+
+class CoreSettings(BaseSettings):
+    """Settings of the platform itself; every field is one environment variable."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    plugins_file: Path = Field(
+        Path("plugins.toml"), validation_alias=AliasChoices("IMPERFECT_PLUGINS_FILE")
+    )
+    environment: str = Field("development", validation_alias=AliasChoices("IMPERFECT_ENV"))
+    database_url: str = Field(
+        "sqlite://./data/imperfect.sqlite3", validation_alias=AliasChoices("DATABASE_URL")
+    )
+    auto_migrate: bool = Field(False, validation_alias=AliasChoices("IMPERFECT_AUTO_MIGRATE"))
+    disable: str = Field("", validation_alias=AliasChoices("IMPERFECT_DISABLE"))
+    enable: str = Field("", validation_alias=AliasChoices("IMPERFECT_ENABLE"))
+    firebase_project_id: str = Field(
+        "demo-imperfect",
+        validation_alias=AliasChoices("FIREBASE_PROJECT_ID", "GOOGLE_CLOUD_PROJECT"),
+    )
+    check_revoked: bool = Field(True, validation_alias=AliasChoices("IMPERFECT_CHECK_REVOKED"))
+    admin_claim: str = Field("admin", validation_alias=AliasChoices("IMPERFECT_ADMIN_CLAIM"))
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, validation_alias=AliasChoices("IMPERFECT_MAX_BODY_BYTES")
+    )
+    readiness_timeout: float = Field(
+        2.0, gt=0, validation_alias=AliasChoices("IMPERFECT_READINESS_TIMEOUT")
+    )
+
+    @property
+    def disabled_names(self) -> set[str]:
+        return {name.strip() for name in self.disable.split(",") if name.strip()}
+
+    @property
+    def enabled_names(self) -> set[str]:
+        return {name.strip() for name in self.enable.split(",") if name.strip()}
+
+
+@dataclass(frozen=True)
+class PluginEntry:
+    """One ``[plugins.<name>]`` table of ``plugins.toml``, before loading."""
+
+    name: str
+    module: str | None
+    entry_point: str | None
+    enabled: bool
+    on_failure: OnFailure
+    requires: tuple[str, ...]
+    raw_settings: dict[str, Any] = field(default_factory=dict)
+    disabled_by: str | None = None
+
+    @property
+    def source(self) -> str:
+        if self.module:
+            return f"module {self.module}"
+        return f"entry point {ENTRY_POINT_GROUP}:{self.entry_point}"
+
+
+_ENTRY_KEYS = {"module", "entry_point", "enabled", "on_failure", "requires", "settings"}
+
+
+def read_plugins_file(path: Path, settings: CoreSettings) -> list[PluginEntry]:
+    """Parse ``plugins.toml`` into entries, applying env enable/disable overrides."""
+    try:
+        document = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"plugins file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"plugins file {path} is not valid TOML: {exc}") from exc
+    unknown_top = set(document) - {"plugins"}
+    if unknown_top:
+        raise ConfigError(f"{path}: unknown top-level key(s) {sorted(unknown_top)}")
+    tables = document.get("plugins", {})
+    known = set(tables)
+    for name in (settings.disabled_names | settings.enabled_names) - known:
+        raise ConfigError(
+            f"IMPERFECT_DISABLE/IMPERFECT_ENABLE name unknown plugin '{name}' "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    entries = []
+    for name, table in tables.items():
+        entries.append(_entry_from_table(name, table, settings))
+    return entries
+
+
+def _entry_from_table(name: str, table: Any, settings: CoreSettings) -> PluginEntry:
+    where = f"plugin '{name}'"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [plugins.{name}] must be a table")
+    unknown = set(table) - _ENTRY_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in [plugins.{name}]")
+    module, entry_point = table.get("module"), table.get("entry_point")
+    if bool(module) == bool(entry_point):
+        raise ConfigError(f"{where}: give exactly one of 'module' or 'entry_point'")
+    on_failure = table.get("on_failure", "abort")
+    if on_failure not in ("abort", "skip"):
+        raise ConfigError(f'{where}: on_failure must be "abort" or "skip", not {on_failure!r}')
+    requires = table.get("requires", [])
+    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+        raise ConfigError(f"{where}: requires must be a list of plugin names")
+    raw_settings = table.get("settings", {})
+    if not isinstance(raw_settings, dict):
+        raise ConfigError(f"{where}: settings must be a table")
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{where}: enabled must be true or false")
+    disabled_by = None
+    if name in settings.disabled_names:
+        enabled, disabled_by = False, "IMPERFECT_DISABLE"
+    elif name in settings.enabled_names:
+        enabled = True
+    elif not enabled:
+        disabled_by = "plugins.toml"
+    return PluginEntry(
+        name=name,
+        module=module,
+        entry_point=entry_point,
+        enabled=enabled,
+        on_failure=on_failure,
+        requires=tuple(requires),
+        raw_settings=raw_settings,
+        disabled_by=disabled_by,
+    )
+
+
+def resolve_secrets(raw: dict[str, Any], path: str = "") -> dict[str, Any]:
+    """Replace every ``{ env = "NAME" }`` value with the environment variable's value."""
+    resolved: dict[str, Any] = {}
+    for key, value in raw.items():
+        dotted = f"{path}{key}"
+        if isinstance(value, dict) and set(value) == {"env"}:
+            env_name = value["env"]
+            if env_name not in os.environ:
+                raise ConfigError(
+                    f"setting '{dotted}' reads environment variable {env_name}, which is not set"
+                )
+            resolved[key] = os.environ[env_name]
+        elif isinstance(value, dict):
+            resolved[key] = resolve_secrets(value, f"{dotted}.")
+        else:
+            resolved[key] = value
+    return resolved

@@ -1,0 +1,145 @@
+"""Tortoise ORM with one Tortoise app per plugin, each with its own migrations.
+
+The embedded default is a SQLite file under ``./data/``; ``DATABASE_URL``
+(``postgres://...``) selects PostgreSQL. The app refuses to serve while an
+enabled plugin has unapplied migrations, unless ``IMPERFECT_AUTO_MIGRATE`` is
+set; ``imperfect db migrate`` applies them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.connection import get_connection
+from tortoise.migrations.executor import MigrationExecutor
+from tortoise.models import Model
+
+from core.errors import ConfigError, ConflictError
+
+
+@dataclass(frozen=True)
+class PluginModels:
+    """One plugin's Tortoise app: its model modules, migrations package and tables."""
+
+    plugin: str
+    modules: tuple[str, ...]
+    migrations: str
+    tables: tuple[str, ...]
+
+
+def describe_models(plugin: str, modules: Iterable[str]) -> PluginModels:
+    """Import a plugin's model modules and name its migrations package and tables."""
+    modules = tuple(modules)
+    tables = []
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        for _, model in inspect.getmembers(module, inspect.isclass):
+            if (
+                issubclass(model, Model)
+                and model.__module__ == module_name
+                and not model._meta.abstract
+            ):
+                tables.append(model._meta.db_table or model.__name__.lower())
+    migrations = modules[0].rpartition(".")[0] + ".migrations"
+    return PluginModels(plugin, modules, migrations, tuple(sorted(tables)))
+
+
+def check_table_conflicts(all_models: Iterable[PluginModels]) -> None:
+    owners: dict[str, str] = {}
+    for models in all_models:
+        for table in models.tables:
+            if table in owners:
+                raise ConflictError(
+                    f"table '{table}' is defined by both plugin '{owners[table]}' "
+                    f"and plugin '{models.plugin}'"
+                )
+            owners[table] = models.plugin
+
+
+def ensure_sqlite_directory(database_url: str) -> None:
+    """Create the folder of a SQLite file (``sqlite://./data/x.sqlite3``)."""
+    if database_url.startswith("sqlite://") and ":memory:" not in database_url:
+        path = Path(database_url.removeprefix("sqlite://").split("?", 1)[0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def tortoise_config(database_url: str, all_models: Iterable[PluginModels]) -> dict[str, Any]:
+    apps = {
+        models.plugin: {
+            "models": list(models.modules),
+            "migrations": models.migrations,
+            "default_connection": "default",
+        }
+        for models in all_models
+    }
+    return {"connections": {"default": database_url}, "apps": apps, "use_tz": True}
+
+
+async def init(config: dict[str, Any]) -> None:
+    """Initialise Tortoise for the served app, reachable from every request task."""
+    ensure_sqlite_directory(config["connections"]["default"])
+    if not config["apps"]:
+        return
+    await Tortoise.init(config=config, _enable_global_fallback=True)
+
+
+async def close() -> None:
+    if Tortoise.is_inited():
+        await Tortoise.close_connections()
+
+
+async def pending_migrations(config: dict[str, Any]) -> list[str]:
+    """Names (``plugin.0001_initial``) of migrations not yet applied."""
+    if not config["apps"]:
+        return []
+    executor = MigrationExecutor(get_connection("default"), config["apps"])
+    steps = await executor.plan()
+    return [f"{step.migration.app_label}.{step.migration.name}" for step in steps]
+
+
+async def migrate(config: dict[str, Any]) -> list[str]:
+    """Apply every pending migration of every enabled plugin (after :func:`init`)."""
+    if not config["apps"]:
+        return []
+    applied: list[str] = []
+
+    def progress(event: str, app_label: str, name: str) -> None:
+        if event == "apply_done":
+            applied.append(f"{app_label}.{name}")
+
+    executor = MigrationExecutor(get_connection("default"), config["apps"])
+    await executor.migrate(progress=progress)
+    return applied
+
+
+async def make_migrations(config: dict[str, Any], plugin: str | None = None) -> list[str]:
+    """Write a new migration for each plugin whose models changed; return the files."""
+    from tortoise.migrations.autodetector import MigrationAutodetector
+
+    apps = config["apps"]
+    if plugin is not None:
+        if plugin not in apps:
+            raise ConfigError(f"plugin '{plugin}' is not enabled or has no models")
+        apps = {plugin: apps[plugin]}
+    for app_config in apps.values():
+        _ensure_package(app_config["migrations"])
+    ctx = await Tortoise.init(config={**config, "apps": config["apps"]}, init_connections=False)
+    try:
+        detector = MigrationAutodetector(ctx.apps, apps)
+        return await detector.write()
+    finally:
+        await Tortoise.close_connections()
+
+
+def _ensure_package(dotted: str) -> None:
+    parent, _, leaf = dotted.rpartition(".")
+    parent_path = Path(next(iter(importlib.import_module(parent).__path__)))
+    package = parent_path / leaf
+    package.mkdir(exist_ok=True)
+    (package / "__init__.py").touch()

@@ -1,0 +1,214 @@
+"""The one declaration per handler that drives validation, auth and the spec.
+
+::
+
+    @bp.post("/users_profiles")
+    @endpoint(body=ProfileIn, response=ProfileOut, status=201, auth="user", errors=(409,))
+    async def create_profile(body: ProfileIn, user: User) -> ProfileOut: ...
+
+The wrapper authenticates (``auth``), validates the query string (``query``)
+and JSON body (``body``) with pydantic, calls the handler with the validated
+objects, and serialises what it returns through ``response``, so no field the
+response model does not declare ever leaves the server. Everything is prepared
+once, when the decorator runs; nothing is computed per request that need not be.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+from quart import Response, current_app, g, request
+
+from core.auth import require_admin, require_recent_sign_in
+from core.errors import ApiError, RequestValidationError, pydantic_errors
+
+AuthLevel = Literal["public", "user", "admin"]
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What a handler declares; read by the request wrapper and by the spec builder."""
+
+    name: str
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    response: Any
+    status: int
+    auth: AuthLevel
+    recent_sign_in: int | None
+    errors: tuple[int, ...]
+    responses: tuple[tuple[int, Any], ...]
+    tags: tuple[str, ...]
+    summary: str | None
+    description: str | None
+    operation_id: str | None
+    deprecated: bool
+    include_in_schema: bool
+    media_type: str
+    response_adapter: TypeAdapter[Any] | None = field(default=None, compare=False)
+
+
+def endpoint(
+    *,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: Any = None,
+    status: int = 200,
+    auth: AuthLevel = "user",
+    recent_sign_in: int | None = None,
+    errors: Iterable[int] = (),
+    responses: Mapping[int, Any] | None = None,
+    tags: Iterable[str] = (),
+    summary: str | None = None,
+    description: str | None = None,
+    operation_id: str | None = None,
+    deprecated: bool = False,
+    include_in_schema: bool = True,
+    media_type: str = JSON,
+) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+    """Declare a handler's contract.
+
+    ``auth`` is ``"user"`` (a valid Firebase ID token; the default),
+    ``"admin"`` (plus the admin custom claim) or ``"public"``.
+    ``recent_sign_in`` (seconds) additionally requires a recent sign-in, for
+    destructive routes. ``errors`` lists the error statuses the handler itself
+    raises (with :class:`core.errors.ApiError`), so the spec documents them;
+    ``responses`` documents other statuses whose body is not an error (for
+    example ``{503: Readiness}``), each with its model.
+    The handler receives ``body``, ``query``, ``user`` (the resolved current
+    user) and ``identity`` when its signature names them, plus path parameters.
+    It returns a value for ``response``, a ``(value, status)`` pair, or a
+    :class:`quart.Response` that is passed through untouched (streams,
+    redirects, files). ``media_type`` documents what a passed-through response
+    carries when it is not JSON.
+    """
+
+    def decorate(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        if not inspect.iscoroutinefunction(handler):
+            raise TypeError(f"@endpoint handler {handler.__qualname__} must be async def")
+        adapter = TypeAdapter(response) if response is not None else None
+        declared = Endpoint(
+            name=handler.__name__,
+            body=body,
+            query=query,
+            response=response,
+            status=status,
+            auth=auth,
+            recent_sign_in=recent_sign_in,
+            errors=tuple(sorted(set(errors))),
+            responses=tuple(sorted((responses or {}).items())),
+            tags=tuple(tags),
+            summary=summary,
+            description=description or inspect.getdoc(handler),
+            operation_id=operation_id,
+            deprecated=deprecated,
+            include_in_schema=include_in_schema,
+            media_type=media_type,
+            response_adapter=adapter,
+        )
+        wanted = set(inspect.signature(handler).parameters)
+        wants_user, wants_identity = "user" in wanted, "identity" in wanted
+        query_lists = _list_fields(query) if query else frozenset()
+
+        @functools.wraps(handler)
+        async def wrapper(**kwargs: Any) -> Any:
+            if auth != "public":
+                identity = await _authenticate(declared)
+                if wants_identity:
+                    kwargs["identity"] = identity
+                if wants_user:
+                    kwargs["user"] = await current_app.extensions["imperfect"].resolve_user(
+                        identity
+                    )
+            if query is not None:
+                kwargs["query"] = _parse_query(query, query_lists)
+            if body is not None:
+                kwargs["body"] = await _parse_body(body)
+            result = await handler(**kwargs)
+            return _respond(declared, result)
+
+        wrapper.__endpoint__ = declared  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def declared_endpoint(view: Callable[..., Any]) -> Endpoint | None:
+    """The :class:`Endpoint` a view function was declared with, if any."""
+    return getattr(view, "__endpoint__", None)
+
+
+async def _authenticate(declared: Endpoint) -> Any:
+    runtime = current_app.extensions["imperfect"]
+    identity = await runtime.auth.identify(request.headers.get("Authorization"))
+    if declared.auth == "admin":
+        require_admin(identity, runtime.core.admin_claim)
+    if declared.recent_sign_in is not None:
+        require_recent_sign_in(identity, declared.recent_sign_in)
+    g.identity = identity
+    return identity
+
+
+def _list_fields(model: type[BaseModel]) -> frozenset[str]:
+    names = set()
+    for name, info in model.model_fields.items():
+        origin = typing.get_origin(info.annotation)
+        args = typing.get_args(info.annotation)
+        if origin in (list, set, tuple) or any(typing.get_origin(a) is list for a in args):
+            names.add(info.alias or name)
+    return frozenset(names)
+
+
+def _parse_query(model: type[BaseModel], list_fields: frozenset[str]) -> BaseModel:
+    args = request.args
+    data = {key: (args.getlist(key) if key in list_fields else args[key]) for key in args}
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as error:
+        raise RequestValidationError(
+            pydantic_errors(error.errors(include_url=False), "query")
+        ) from error
+
+
+async def _parse_body(model: type[BaseModel]) -> BaseModel:
+    mimetype = request.mimetype
+    if mimetype != JSON and not mimetype.endswith("+json"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"This route takes a JSON body (Content-Type: {JSON}), not {mimetype or 'none'}.",
+        )
+    raw = await request.get_data()
+    if not raw:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
+        )
+    try:
+        return model.model_validate_json(raw)
+    except PydanticValidationError as error:
+        raise RequestValidationError(
+            pydantic_errors(error.errors(include_url=False), "body")
+        ) from error
+
+
+def _respond(declared: Endpoint, result: Any) -> Any:
+    if isinstance(result, Response):
+        return result
+    status = declared.status
+    if isinstance(result, tuple):
+        result, status = result
+    if declared.response_adapter is None:
+        if result is not None:
+            raise TypeError(f"{declared.name} declares no response model but returned a value")
+        return Response(b"", status=status)
+    adapter = declared.response_adapter
+    value = adapter.validate_python(result, from_attributes=True)
+    return Response(adapter.dump_json(value), status=status, content_type=JSON)

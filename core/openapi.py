@@ -1,0 +1,358 @@
+"""One OpenAPI 3.1 document from the live URL map and the ``@endpoint`` declarations.
+
+Built once at start-up with apispec. It follows what clients of a FastAPI
+service expect: operationIds ``{function}{path}_{method}``, title-cased
+summaries, ``"Successful Response"``, 422 with the ``HTTPValidationError`` and
+``ValidationError`` components, and one tag per route family. Components come
+from pydantic's JSON Schema per plugin; the same name with different content
+from two plugins is a start-up error naming both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from apispec import APISpec
+from pydantic import TypeAdapter
+from quart import Quart
+from werkzeug.routing import Rule
+
+from core.endpoints import Endpoint, declared_endpoint
+from core.errors import ConflictError, ErrorResponse, HTTPValidationError
+
+OPENAPI_VERSION = "3.1.0"
+REF = "#/components/schemas/{model}"
+SECURITY_SCHEME = "FirebaseBearer"
+_RULE_ARGUMENT = re.compile(
+    r"<(?:(?P<converter>[a-zA-Z_]\w*)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>"
+)
+_CONVERTER_SCHEMAS: dict[str, dict[str, Any]] = {
+    "default": {"type": "string"},
+    "string": {"type": "string"},
+    "path": {"type": "string"},
+    "int": {"type": "integer"},
+    "float": {"type": "number"},
+    "uuid": {"type": "string", "format": "uuid"},
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Operation:
+    """One documented operation: who owns it and how it was declared."""
+
+    owner: str
+    rule: Rule
+    method: str
+    declared: Endpoint
+
+
+@dataclass(frozen=True)
+class BuiltSpec:
+    """The document, its serialised bytes and their ETag."""
+
+    document: dict[str, Any]
+    body: bytes
+    etag: str
+
+
+def openapi_path(rule: str) -> str:
+    """``/users/<int:user_id>`` -> ``/users/{user_id}``."""
+    return _RULE_ARGUMENT.sub(lambda m: "{" + m.group("name") + "}", rule)
+
+
+def path_parameters(rule: str) -> list[dict[str, Any]]:
+    parameters = []
+    for match in _RULE_ARGUMENT.finditer(rule):
+        converter = match.group("converter") or "default"
+        name = match.group("name")
+        schema = dict(_CONVERTER_SCHEMAS.get(converter, {"type": "string"}))
+        schema["title"] = name.replace("_", " ").title()
+        parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return parameters
+
+
+def operation_id(function_name: str, rule: str, method: str) -> str:
+    """FastAPI's ``generate_unique_id``: ``read_user_users__user_id__get``."""
+    return re.sub(r"\W", "_", f"{function_name}{openapi_path(rule)}") + f"_{method.lower()}"
+
+
+class Components:
+    """Component schemas with their owners; a name reused with other content conflicts."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, dict[str, Any]] = {}
+        self.owners: dict[str, str] = {}
+
+    def add(self, owner: str, name: str, schema: dict[str, Any]) -> None:
+        existing = self.schemas.get(name)
+        if existing is not None and existing != schema:
+            raise ConflictError(
+                f"component schema '{name}' is defined differently by plugin "
+                f"'{self.owners[name]}' and plugin '{owner}'"
+            )
+        self.schemas.setdefault(name, schema)
+        self.owners.setdefault(name, owner)
+
+
+def build_spec(
+    app: Quart,
+    *,
+    title: str,
+    version: str,
+    description: str,
+    owners: dict[str, str],
+    tags: list[dict[str, Any]],
+    fragments: Iterable[tuple[str, dict[str, Any]]],
+) -> BuiltSpec:
+    """Assemble the document; ``owners`` maps blueprint names to plugin names."""
+    operations = _operations(app, owners)
+    fragments = list(fragments)
+    components = Components()
+    core_models = TypeAdapter.json_schemas(
+        [(m, "validation", TypeAdapter(m)) for m in (HTTPValidationError, ErrorResponse)],
+        ref_template=REF,
+    )[1]
+    for name, schema in core_models.get("$defs", {}).items():
+        components.add("core", name, schema)
+
+    schemas_by_owner = {
+        owner: _owner_schemas(components, owner, ops) for owner, ops in _group(operations).items()
+    }
+
+    spec = APISpec(
+        title=title,
+        version=version,
+        openapi_version=OPENAPI_VERSION,
+        info={"description": description},
+    )
+    spec.components.security_scheme(
+        SECURITY_SCHEME,
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A Firebase Authentication ID token: `Authorization: Bearer <token>`.",
+        },
+    )
+    _merge_fragments(spec, components, fragments)
+    for name in sorted(components.schemas):
+        spec.components.schema(name, components.schemas[name])
+    for tag in tags:
+        spec.tag(tag)
+
+    seen_ids: dict[str, str] = {}
+    paths: dict[str, dict[str, Any]] = {}
+    for op in operations:
+        op_id = op.declared.operation_id or operation_id(op.declared.name, op.rule.rule, op.method)
+        if op_id in seen_ids:
+            raise ConflictError(
+                f"operationId '{op_id}' is used by both plugin '{seen_ids[op_id]}' "
+                f"and plugin '{op.owner}'"
+            )
+        seen_ids[op_id] = op.owner
+        path = openapi_path(op.rule.rule)
+        body_schema, response_schema, query_params, others = schemas_by_owner[op.owner][op]
+        paths.setdefault(path, {})[op.method.lower()] = _operation(
+            op, op_id, body_schema, response_schema, query_params, others
+        )
+    for owner, fragment in fragments:
+        for path, methods in fragment.get("paths", {}).items():
+            for method, operation in methods.items():
+                if method in paths.get(path, {}):
+                    raise ConflictError(
+                        f"{method.upper()} {path} is documented by plugin '{owner}' "
+                        "and also served by a declared endpoint"
+                    )
+                paths.setdefault(path, {})[method] = operation
+    for path in sorted(paths):
+        spec.path(path=path, operations=paths[path])
+
+    document = spec.to_dict()
+    body = json.dumps(document, indent=2, sort_keys=False).encode() + b"\n"
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return BuiltSpec(document, body, etag)
+
+
+def _operations(app: Quart, owners: dict[str, str]) -> list[Operation]:
+    operations = []
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: (r.rule, r.endpoint)):
+        view = app.view_functions[rule.endpoint]
+        declared = declared_endpoint(view)
+        owner = owners.get(rule.endpoint.rpartition(".")[0], "core")
+        if declared is None:
+            if rule.endpoint == "static":
+                continue
+            raise ConflictError(
+                f"plugin '{owner}' serves {rule.rule} with handler '{rule.endpoint}' that is not "
+                "declared with @endpoint, so the spec cannot describe it"
+            )
+        if not declared.include_in_schema:
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            operations.append(Operation(owner, rule, method, declared))
+    return operations
+
+
+def _group(operations: list[Operation]) -> dict[str, list[Operation]]:
+    grouped: dict[str, list[Operation]] = {}
+    for op in operations:
+        grouped.setdefault(op.owner, []).append(op)
+    return grouped
+
+
+def _owner_schemas(
+    components: Components, owner: str, ops: list[Operation]
+) -> dict[Operation, tuple[Any, Any, list[dict[str, Any]], dict[int, Any]]]:
+    """JSON Schemas for one plugin's models, with its ``$defs`` added to components."""
+    inputs: list[tuple[Any, str, TypeAdapter[Any]]] = []
+    for op in ops:
+        if op.declared.body is not None:
+            inputs.append(((op, "body"), "validation", TypeAdapter(op.declared.body)))
+        if op.declared.query is not None:
+            inputs.append(((op, "query"), "validation", TypeAdapter(op.declared.query)))
+        if op.declared.response is not None:
+            inputs.append(((op, "response"), "serialization", op.declared.response_adapter))
+        for status, model in op.declared.responses:
+            inputs.append(((op, status), "serialization", TypeAdapter(model)))
+    if not inputs:
+        return {op: (None, None, [], {}) for op in ops}
+    by_key, defs = TypeAdapter.json_schemas(inputs, ref_template=REF)
+    for name, schema in defs.get("$defs", {}).items():
+        components.add(owner, name, schema)
+    result = {}
+    for op in ops:
+        query_params = []
+        if op.declared.query is not None:
+            query_schema = by_key[((op, "query"), "validation")]
+            query_params = _query_parameters(query_schema, defs.get("$defs", {}))
+        result[op] = (
+            by_key.get(((op, "body"), "validation")),
+            by_key.get(((op, "response"), "serialization")),
+            query_params,
+            {
+                status: by_key[((op, status), "serialization")]
+                for status, _ in op.declared.responses
+            },
+        )
+    return result
+
+
+def _query_parameters(schema: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
+    if "$ref" in schema:
+        schema = defs[schema["$ref"].rsplit("/", 1)[1]]
+    required = set(schema.get("required", []))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": prop}
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def _json_content(schema: Any) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _error(status: int) -> dict[str, Any]:
+    return {
+        "description": HTTPStatus(status).phrase,
+        "content": _json_content({"$ref": REF.format(model="ErrorResponse")}),
+    }
+
+
+def _operation(
+    op: Operation,
+    op_id: str,
+    body_schema: Any,
+    response_schema: Any,
+    query_params: list[dict[str, Any]],
+    others: dict[int, Any],
+) -> dict[str, Any]:
+    declared = op.declared
+    parameters = path_parameters(op.rule.rule) + query_params
+    success: dict[str, Any] = {"description": "Successful Response"}
+    if response_schema is not None:
+        success["content"] = {declared.media_type: {"schema": response_schema}}
+    elif declared.media_type != "application/json":
+        success["content"] = {declared.media_type: {"schema": {"type": "string"}}}
+    responses: dict[str, Any] = {str(declared.status): success}
+    error_statuses = set(declared.errors)
+    if declared.auth != "public":
+        error_statuses.add(401)
+    if declared.auth == "admin":
+        error_statuses.add(403)
+    if body_schema is not None:
+        error_statuses.update({413, 415})
+    for status in sorted(error_statuses):
+        responses[str(status)] = _error(status)
+    for status, schema in others.items():
+        responses[str(status)] = {
+            "description": HTTPStatus(status).phrase,
+            "content": {declared.media_type: {"schema": schema}},
+        }
+    if parameters or body_schema is not None:
+        responses["422"] = {
+            "description": "Validation Error",
+            "content": _json_content({"$ref": REF.format(model="HTTPValidationError")}),
+        }
+    operation: dict[str, Any] = {
+        "tags": list(declared.tags or (op.owner,)),
+        "summary": declared.summary or declared.name.replace("_", " ").title(),
+        "operationId": op_id,
+        "responses": dict(sorted(responses.items())),
+    }
+    if declared.description:
+        operation["description"] = declared.description
+    if parameters:
+        operation["parameters"] = parameters
+    if body_schema is not None:
+        operation["requestBody"] = {"required": True, "content": _json_content(body_schema)}
+    if declared.auth != "public":
+        operation["security"] = [{SECURITY_SCHEME: []}]
+    if declared.deprecated:
+        operation["deprecated"] = True
+    return operation
+
+
+def _merge_fragments(
+    spec: APISpec, components: Components, fragments: list[tuple[str, dict[str, Any]]]
+) -> None:
+    sections: dict[str, dict[str, tuple[str, Any]]] = {}
+    for owner, fragment in fragments:
+        for key in fragment:
+            if key not in ("tags", "components", "paths"):
+                raise ConflictError(f"plugin '{owner}': spec fragment key '{key}' is not supported")
+        for tag in fragment.get("tags", []):
+            spec.tag(tag)
+        for section, items in fragment.get("components", {}).items():
+            if section != "schemas" and section not in _COMPONENT_METHODS:
+                raise ConflictError(
+                    f"plugin '{owner}': component section '{section}' is not supported"
+                )
+            for name, content in items.items():
+                if section == "schemas":
+                    components.add(owner, name, content)
+                    continue
+                known = sections.setdefault(section, {})
+                if name in known and known[name][1] != content:
+                    raise ConflictError(
+                        f"component {section} '{name}' is defined differently by plugin "
+                        f"'{known[name][0]}' and plugin '{owner}'"
+                    )
+                known[name] = (owner, content)
+    for section, items in sections.items():
+        for name, (_, content) in sorted(items.items()):
+            getattr(spec.components, _COMPONENT_METHODS[section])(name, content)
+
+
+_COMPONENT_METHODS = {
+    "securitySchemes": "security_scheme",
+    "parameters": "parameter",
+    "responses": "response",
+    "examples": "example",
+    "headers": "header",
+}

@@ -1,0 +1,122 @@
+"""Core's own routes: the spec, its browsable docs, liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+from quart import Blueprint, Response, current_app, request, send_from_directory
+from tortoise.connection import get_connection
+
+from core.endpoints import endpoint
+
+SWAGGER_UI = Path(__file__).parent / "static" / "swagger-ui"
+DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>imperfect-api</title>
+  <link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/assets/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui"});
+  </script>
+</body>
+</html>
+"""
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class CheckResult(BaseModel):
+    ok: bool
+    error: str | None = None
+
+
+class PluginReadiness(BaseModel):
+    ok: bool
+    checks: dict[str, CheckResult]
+
+
+class Readiness(BaseModel):
+    ready: bool
+    database: CheckResult
+    plugins: dict[str, PluginReadiness]
+
+
+def core_blueprint() -> Blueprint:
+    blueprint = Blueprint("core", __name__)
+
+    @blueprint.get("/openapi.json")
+    @endpoint(auth="public", include_in_schema=False)
+    async def openapi_document() -> Response:
+        spec = current_app.extensions["imperfect"].spec
+        if request.if_none_match.contains_raw(spec.etag):
+            return Response(b"", status=304, headers={"ETag": spec.etag})
+        return Response(
+            spec.body,
+            content_type="application/json",
+            headers={"ETag": spec.etag, "Cache-Control": "no-cache"},
+        )
+
+    @blueprint.get("/docs")
+    @endpoint(auth="public", include_in_schema=False)
+    async def docs_page() -> Response:
+        return Response(DOCS_PAGE, content_type="text/html; charset=utf-8")
+
+    @blueprint.get("/docs/assets/<path:filename>")
+    @endpoint(auth="public", include_in_schema=False)
+    async def docs_asset(filename: str) -> Response:
+        response = await send_from_directory(SWAGGER_UI, filename)
+        response.headers["Cache-Control"] = "public, max-age=86400"
+        return response
+
+    @blueprint.get("/healthz")
+    @endpoint(auth="public", response=Health, tags=["core"])
+    async def liveness() -> Health:
+        """The process is up and serving (no dependency is checked)."""
+        return Health(status="ok")
+
+    @blueprint.get("/readyz")
+    @endpoint(auth="public", response=Readiness, responses={503: Readiness}, tags=["core"])
+    async def readiness() -> tuple[Readiness, int]:
+        """The database and every enabled family's readiness checks, per family."""
+        runtime = current_app.extensions["imperfect"]
+        timeout = runtime.core.readiness_timeout
+        database = await _run_check(_database_check, timeout)
+        plugins = {}
+        for name, checks in runtime.readiness.items():
+            results = {check: await _run_check(fn, timeout) for check, fn in sorted(checks.items())}
+            plugins[name] = PluginReadiness(ok=all(r.ok for r in results.values()), checks=results)
+        for blueprint, reason in runtime.unavailable.items():
+            owner = runtime.blueprint_owners[blueprint]
+            plugins[owner] = PluginReadiness(
+                ok=False, checks={"startup": CheckResult(ok=False, error=reason)}
+            )
+        ready = database.ok and all(p.ok for p in plugins.values())
+        return Readiness(ready=ready, database=database, plugins=plugins), 200 if ready else 503
+
+    return blueprint
+
+
+async def _database_check() -> None:
+    runtime = current_app.extensions["imperfect"]
+    if runtime.tortoise_config.get("apps"):
+        await get_connection("default").execute_query("SELECT 1")
+
+
+async def _run_check(check, timeout: float) -> CheckResult:  # type: ignore[no-untyped-def]
+    try:
+        await asyncio.wait_for(check(), timeout)
+    except TimeoutError:
+        return CheckResult(ok=False, error=f"no answer within {timeout:g}s")
+    except Exception as error:
+        return CheckResult(ok=False, error=str(error) or type(error).__name__)
+    return CheckResult(ok=True)

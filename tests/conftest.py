@@ -1,0 +1,155 @@
+"""Shared fixtures: the Firebase Auth Emulator, a fresh database per app, app builders.
+
+The suite runs on SQLite by default; with ``DATABASE_URL=postgres://...`` every
+app gets its own fresh PostgreSQL database instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from core import create_app
+from core.config import CoreSettings
+from core.emulator import AuthEmulator
+from core.testing import serving, settings_for
+
+ROOT = Path(__file__).resolve().parents[1]
+FIREBASE_BIN = Path(
+    os.environ.get("IMPERFECT_FIREBASE_BIN", ROOT / ".tools/node_modules/.bin/firebase")
+)
+PROJECT_ID = "demo-imperfect"
+BASE_DATABASE_URL = os.environ.get("DATABASE_URL", "")
+ON_POSTGRES = BASE_DATABASE_URL.startswith(("postgres://", "postgresql://"))
+
+DEFAULT_PLUGINS: dict[str, Any] = {"root": {"module": "plugins.root"}}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def auth_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthEmulator]:
+    """A real Firebase Auth Emulator (firebase-tools, pure Node) for the whole session."""
+    if not FIREBASE_BIN.exists():
+        pytest.fail(f"firebase-tools is not installed at {FIREBASE_BIN}: run `make test`")
+    workdir = tmp_path_factory.mktemp("firebase")
+    port = free_port()
+    config = {
+        "emulators": {
+            "auth": {"host": "127.0.0.1", "port": port},
+            "hub": {"host": "127.0.0.1", "port": free_port()},
+            "logging": {"host": "127.0.0.1", "port": free_port()},
+            "ui": {"enabled": False},
+        }
+    }
+    (workdir / "firebase.json").write_text(json.dumps(config))
+    log = (workdir / "emulator.log").open("w")
+    process = subprocess.Popen(
+        [str(FIREBASE_BIN), "emulators:start", "--only", "auth", "--project", PROJECT_ID],
+        cwd=workdir,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "NO_UPDATE_NOTIFIER": "1", "CI": "true"},
+        start_new_session=True,
+    )
+    host = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"http://{host}/", timeout=1).json()["authEmulator"]["ready"]:
+                break
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGTERM)
+            pytest.fail(
+                f"Firebase Auth Emulator did not start:\n{(workdir / 'emulator.log').read_text()}"
+            )
+        time.sleep(0.25)
+    previous = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
+    os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = host
+    client = AuthEmulator(host, PROJECT_ID)
+    try:
+        yield client
+    finally:
+        client.close()
+        if previous is None:
+            os.environ.pop("FIREBASE_AUTH_EMULATOR_HOST", None)
+        else:
+            os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = previous
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+def _postgres_admin_dsn() -> str:
+    return BASE_DATABASE_URL.replace("postgres://", "postgresql://", 1)
+
+
+async def _postgres_database(action: str, name: str) -> None:
+    connection = await asyncpg.connect(_postgres_admin_dsn())
+    try:
+        if action == "create":
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        else:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database for one test: a SQLite file, or a new PostgreSQL database."""
+    if not ON_POSTGRES:
+        yield f"sqlite://{tmp_path}/test.sqlite3"
+        return
+    name = f"imperfect_test_{uuid.uuid4().hex[:12]}"
+    await _postgres_database("create", name)
+    base, _, _ = BASE_DATABASE_URL.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        await _postgres_database("drop", name)
+
+
+@pytest.fixture
+def core_settings(tmp_path: Path, database_url: str) -> Callable[..., CoreSettings]:
+    """Build core settings for a test: its plugins table, a fresh database, auto-migrate on."""
+
+    def build(plugins: Mapping[str, Any] | None = None, **overrides: Any) -> CoreSettings:
+        overrides.setdefault("firebase_project_id", PROJECT_ID)
+        return settings_for(tmp_path, plugins or DEFAULT_PLUGINS, database_url, **overrides)
+
+    return build
+
+
+@pytest.fixture
+def app_client(core_settings: Callable[..., CoreSettings]) -> Callable[..., Any]:
+    """``async with app_client(plugins) as client:`` — a started app for these plugins."""
+
+    @asynccontextmanager
+    async def build(plugins: Mapping[str, Any] | None = None, **overrides: Any):
+        async with serving(create_app(core_settings(plugins, **overrides))) as client:
+            yield client
+
+    return build

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from quart import Blueprint
+
+from core import Identity, current_platform, endpoint
+from imperfect_example.schemas import NoteIn, NoteOut
+from imperfect_example.service import add_note, list_notes
+
+blueprint = Blueprint("example", __name__, url_prefix="/example")
+
+
+@blueprint.post("/notes")
+@endpoint(body=NoteIn, response=NoteOut, status=201, errors=(409,))
+async def create_note(body: NoteIn, identity: Identity) -> NoteOut:
+    """Store a note for the caller."""
+    settings = current_platform().plugins["example"].settings
+    return await add_note(identity.uid, body.text, settings.max_notes)
+
+
+@blueprint.get("/notes")
+@endpoint(response=list[NoteOut])
+async def read_notes(identity: Identity) -> list[NoteOut]:
+    """The caller's notes, oldest first."""
+    return await list_notes(identity.uid)

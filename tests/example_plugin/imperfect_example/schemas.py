@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class ExampleSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    greeting: str = "Hello"
+    api_key: SecretStr
+    max_notes: int = Field(100, ge=1)
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=500)
+
+
+class NoteOut(BaseModel):
+    id: int
+    text: str
+    owner_uid: str
+    created_at: datetime

@@ -1,0 +1,110 @@
+"""Authentication against the real Firebase Auth Emulator, through the HTTP app."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+import pytest
+
+from core.emulator import AuthEmulator
+
+PLUGINS = {"example": {"entry_point": "example", "settings": {"api_key": "k"}}}
+
+
+def _email() -> str:
+    return f"runner-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def _forge(claims: dict) -> str:
+    """An unsigned token shaped like the emulator's, with the given claims."""
+
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+async def test_valid_token_reaches_handler_as_caller(app_client, auth_emulator: AuthEmulator):
+    account = auth_emulator.sign_up(_email(), "secret-pass-1")
+    async with app_client(PLUGINS) as client:
+        headers = {"Authorization": f"Bearer {account.id_token}"}
+        created = await client.post("/example/notes", json={"text": "tempo run"}, headers=headers)
+        assert created.status_code == 201
+        note = await created.get_json()
+        assert note["owner_uid"] == account.uid
+        listed = await (await client.get("/example/notes", headers=headers)).get_json()
+        assert [n["text"] for n in listed] == ["tempo run"]
+
+
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        (None, "missing_token"),
+        ("Basic dXNlcjpwdw==", "invalid_authorization"),
+        ("Bearer not-a-jwt", "invalid_token"),
+        ("Bearer ", "invalid_authorization"),
+    ],
+)
+async def test_missing_or_malformed_token_is_401(app_client, auth_emulator, header, code):
+    async with app_client(PLUGINS) as client:
+        headers = {"Authorization": header} if header else {}
+        response = await client.get("/example/notes", headers=headers)
+        assert response.status_code == 401
+        body = await response.get_json()
+        assert body["code"] == code and body["detail"]
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_token_for_another_project_is_401(app_client, auth_emulator: AuthEmulator):
+    account = auth_emulator.sign_up(_email(), "secret-pass-1")
+    now = int(time.time())
+    other = "demo-someone-else"
+    token = _forge(
+        {
+            "iss": f"https://securetoken.google.com/{other}",
+            "aud": other,
+            "sub": account.uid,
+            "user_id": account.uid,
+            "auth_time": now,
+            "iat": now,
+            "exp": now + 3600,
+        }
+    )
+    async with app_client(PLUGINS) as client:
+        response = await client.get("/example/notes", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401
+        body = await response.get_json()
+        assert body["code"] == "invalid_token"
+        assert "another Firebase project" in body["detail"]
+
+
+async def test_token_of_deleted_user_is_401(app_client, auth_emulator: AuthEmulator):
+    account = auth_emulator.sign_up(_email(), "secret-pass-1")
+    auth_emulator.delete(account.uid)
+    assert auth_emulator.lookup(account.uid) is None
+    async with app_client(PLUGINS) as client:
+        response = await client.get(
+            "/example/notes", headers={"Authorization": f"Bearer {account.id_token}"}
+        )
+        assert response.status_code == 401
+        assert (await response.get_json())["code"] == "user_not_found"
+
+
+async def test_revoked_token_is_401(app_client, auth_emulator: AuthEmulator):
+    account = auth_emulator.sign_up(_email(), "secret-pass-1")
+    headers = {"Authorization": f"Bearer {account.id_token}"}
+    async with app_client(PLUGINS) as client:
+        assert (await client.get("/example/notes", headers=headers)).status_code == 200
+        time.sleep(1.1)  # revocation has one-second granularity
+        auth_emulator.revoke(account.uid)
+        response = await client.get("/example/notes", headers=headers)
+        assert response.status_code == 401
+        assert (await response.get_json())["code"] == "token_revoked"
+        fresh = auth_emulator.sign_in(account.email, "secret-pass-1")
+        response = await client.get(
+            "/example/notes", headers={"Authorization": f"Bearer {fresh.id_token}"}
+        )
+        assert response.status_code == 200
