@@ -96,8 +96,14 @@ class Platform:
         return self.pm.hook
 
     def impls(self, hook_name: str) -> list[tuple[LoadedPlugin, pluggy.HookImpl]]:
-        """The implementations of a hook, each with its plugin, in dependency order."""
-        caller = getattr(self.pm.hook, hook_name)
+        """The implementations of a hook, each with its plugin, in dependency order.
+
+        A hook defined by a family that is not enabled has no implementations,
+        so ``call_each`` on it is a no-op rather than an error.
+        """
+        caller = getattr(self.pm.hook, hook_name, None)
+        if caller is None:  # a hook whose owning plugin is not enabled
+            return []
         by_name = {impl.plugin_name: impl for impl in caller.get_hookimpls()}
         return [(p, by_name[name]) for name, p in self.plugins.items() if name in by_name]
 
