@@ -141,7 +141,7 @@ def install_error_handlers(app: Quart) -> None:
     async def _validation_error(error: RequestValidationError) -> Response:
         body = HTTPValidationError.model_validate({"detail": error.errors})
         return Response(
-            body.model_dump_json(exclude_none=True), status=422, content_type="application/json"
+            body.model_dump_json(exclude_unset=True), status=422, content_type="application/json"
         )
 
     @app.errorhandler(HTTPException)

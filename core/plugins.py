@@ -186,8 +186,9 @@ def load_platform(core: CoreSettings) -> Platform:
     try:
         platform.pm.check_pending()
     except pluggy.PluginValidationError as error:
+        name = platform.pm.get_name(error.plugin)
         raise ConfigError(
-            f"plugin '{error.plugin_name}' implements a hook no enabled plugin defines: {error}. "
+            f"plugin '{name}' implements a hook no enabled plugin defines: {error}. "
             "Mark implementations of hooks owned by optional plugins @hookimpl(optionalhook=True)."
         ) from error
     return platform
