@@ -11,9 +11,10 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from tortoise.connection import get_connection
 
 from core import create_app
 from core.config import CoreSettings
 from core.emulator import AuthEmulator
-from core.testing import serving, settings_for
+from core.testing import serving, settings_for, write_plugins_file
 
 ROOT = Path(__file__).resolve().parents[1]
 FIREBASE_BIN = Path(
@@ -153,3 +155,58 @@ def app_client(core_settings: Callable[..., CoreSettings]) -> Callable[..., Any]
             yield client
 
     return build
+
+
+async def _table_names() -> set[str]:
+    """The tables in the serving app's database, on SQLite or PostgreSQL."""
+    connection = get_connection("default")
+    if connection.capabilities.dialect == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    else:
+        query = (
+            "SELECT table_name AS name FROM information_schema.tables "
+            "WHERE table_schema = current_schema()"
+        )
+    return {row["name"] for row in await connection.execute_query_dict(query)}
+
+
+@pytest.fixture
+def table_names() -> Callable[[], Awaitable[set[str]]]:
+    """``await table_names()`` inside ``app_client``: the tables that exist right now."""
+    return _table_names
+
+
+# Variables a test's own settings must not inherit from the shell running the suite.
+_CLI_ISOLATED = ("IMPERFECT_PLUGINS_FILE", "IMPERFECT_DISABLE", "IMPERFECT_ENABLE", "DATABASE_URL")
+
+
+@pytest.fixture
+def imperfect(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the real ``imperfect`` console script in a subprocess.
+
+    ``plugins`` (a ``{name: table}`` mapping) is written to a temporary
+    ``plugins.toml``; without it the checked-in ``plugins.toml`` is used. The
+    database is a temporary SQLite file. The repository root is put on
+    ``PYTHONPATH`` so module-path test families (``tests.plugins.*``) import.
+    """
+
+    def run(
+        *args: str, plugins: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        environment = {k: v for k, v in os.environ.items() if k not in _CLI_ISOLATED}
+        environment["PYTHONPATH"] = str(ROOT)
+        environment["DATABASE_URL"] = f"sqlite://{tmp_path}/cli.sqlite3"
+        if plugins is not None:
+            path = write_plugins_file(tmp_path / "cli-plugins.toml", plugins)
+            environment["IMPERFECT_PLUGINS_FILE"] = str(path)
+        environment.update(env or {})
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "imperfect"), *args],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    return run
