@@ -10,15 +10,17 @@ the Tortoise config and builds the spec. Database, Firebase and each plugin's
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 import logging
+import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any
 
-from quart import Blueprint, Quart, Response, g, request
+from quart import Blueprint, Quart, Response, request
 
 from core import db
 from core.auth import FirebaseAuth, Identity
@@ -39,7 +41,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _RULE_ARGUMENT = re.compile(r"<[^>]+>")
 
 
+@functools.cache
 def service_version() -> str:
+    """The installed distribution's version (read once: metadata lookups are slow)."""
     try:
         return package_version("imperfect-api")
     except PackageNotFoundError:
@@ -222,7 +226,7 @@ def _install_request_pipeline(app: Quart) -> None:
     async def _request_id(response: Response) -> Response:
         incoming = request.headers.get("X-Request-ID", "")
         response.headers["X-Request-ID"] = (
-            incoming if _REQUEST_ID.match(incoming) else g.get("request_id") or uuid.uuid4().hex
+            incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
         )
         return response
 
@@ -262,6 +266,10 @@ async def _start(app: Quart, runtime: Runtime) -> None:
                     runtime.unavailable[blueprint] = f"The '{plugin.name}' family is unavailable."
     for plugin, checks in await platform.call_each("readiness_checks"):
         runtime.readiness[plugin.name] = dict(checks or {})
+    # Everything built so far lives as long as the process: keep it out of the
+    # collector's full passes, whose pauses otherwise set the p99 latency.
+    gc.collect()
+    gc.freeze()
 
 
 async def _stop(app: Quart, runtime: Runtime) -> None:

@@ -45,9 +45,25 @@ def describe_models(plugin: str, modules: Iterable[str]) -> PluginModels:
                 and model.__module__ == module_name
                 and not model._meta.abstract
             ):
+                _check_table_description(plugin, model)
                 tables.append(model._meta.db_table or model.__name__.lower())
     migrations = modules[0].rpartition(".")[0] + ".migrations"
     return PluginModels(plugin, modules, migrations, tuple(sorted(tables)))
+
+
+def _check_table_description(plugin: str, model: type[Model]) -> None:
+    """Refuse a table comment that Tortoise would write unescaped into SQLite DDL.
+
+    Tortoise uses the first line of a model's docstring as the table comment,
+    and its SQLite schema editor splits statements on ``;`` and does not escape
+    quotes, so such a comment breaks the migration at start-up.
+    """
+    description = model._meta.table_description or ""
+    if ";" in description or "'" in description:
+        raise ConfigError(
+            f"plugin '{plugin}': the first line of model {model.__name__}'s docstring contains "
+            "';' or \"'\", which breaks SQLite migrations; rephrase it"
+        )
 
 
 def check_table_conflicts(all_models: Iterable[PluginModels]) -> None:

@@ -53,6 +53,7 @@ class Endpoint:
     deprecated: bool
     include_in_schema: bool
     media_type: str
+    resolves_user: bool
     response_adapter: TypeAdapter[Any] | None = field(default=None, compare=False)
 
 
@@ -95,6 +96,7 @@ def endpoint(
         if not inspect.iscoroutinefunction(handler):
             raise TypeError(f"@endpoint handler {handler.__qualname__} must be async def")
         adapter = TypeAdapter(response) if response is not None else None
+        wanted = set(inspect.signature(handler).parameters)
         declared = Endpoint(
             name=handler.__name__,
             body=body,
@@ -112,9 +114,9 @@ def endpoint(
             deprecated=deprecated,
             include_in_schema=include_in_schema,
             media_type=media_type,
+            resolves_user="user" in wanted,
             response_adapter=adapter,
         )
-        wanted = set(inspect.signature(handler).parameters)
         wants_user, wants_identity = "user" in wanted, "identity" in wanted
         query_lists = _list_fields(query) if query else frozenset()
 

@@ -283,8 +283,8 @@ def _operation(
     error_statuses = set(declared.errors)
     if declared.auth != "public":
         error_statuses.add(401)
-    if declared.auth == "admin":
-        error_statuses.add(403)
+    if declared.auth == "admin" or declared.resolves_user:
+        error_statuses.add(403)  # missing admin claim, or resolve_user refusing the caller
     if body_schema is not None:
         error_statuses.update({413, 415})
     for status in sorted(error_statuses):
