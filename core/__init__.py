@@ -11,7 +11,7 @@ from core.app import Runtime, create_app, service_version
 from core.auth import Identity
 from core.endpoints import endpoint
 from core.errors import ApiError
-from core.hookspecs import hookimpl, hookspec
+from core.hookspecs import PushMessage, hookimpl, hookspec
 from core.plugins import LoadedPlugin, Platform, PluginInfo
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "LoadedPlugin",
     "Platform",
     "PluginInfo",
+    "PushMessage",
     "Runtime",
     "create_app",
     "current_platform",

@@ -25,6 +25,7 @@ a silent no-op.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -43,6 +44,16 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 ReadinessCheck = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PushMessage:
+    """A push notification one family asks another to deliver (see :func:`send_push`)."""
+
+    title: str
+    body: str
+    category: str
+    data: Mapping[str, str] = field(default_factory=dict)
 
 
 @hookspec
@@ -176,4 +187,19 @@ def account_export(plugin: LoadedPlugin, platform: Platform, user: Any) -> Mappi
     Runs when the caller asks for an export; the result is stored under the
     plugin's name in one document. Return ``None`` when the plugin holds
     nothing for users. May be async.
+    """
+
+
+@hookspec
+def send_push(plugin: LoadedPlugin, platform: Platform, user: Any, push: PushMessage) -> None:
+    """Deliver ``push`` to every registered device of ``user`` (a local user object).
+
+    Implemented by the family that owns devices and push tokens (``users``);
+    any family calls it, never importing that family:
+    ``await platform.call_each("send_push", user=user, push=PushMessage(...))``.
+    With no notifier enabled the call does nothing. Call it inside the
+    transaction whose change causes the push: implementations only queue the
+    message in the outbox of that transaction, so the push is sent once if and
+    only if the change commits, and retried while the push service is down.
+    May be async.
     """
