@@ -147,8 +147,11 @@ async def make_migrations(config: dict[str, Any], plugin: str | None = None) -> 
         _ensure_package(app_config["migrations"])
     ctx = await Tortoise.init(config={**config, "apps": config["apps"]}, init_connections=False)
     try:
-        detector = MigrationAutodetector(ctx.apps, apps)
-        return await detector.write()
+        # The detector sees every app, so that a relation to another family's model
+        # makes the new migration depend on that family's migrations.
+        detector = MigrationAutodetector(ctx.apps, config["apps"])
+        writers = [w for w in await detector.changes() if w.app_label in apps]
+        return [str(writer.write()) for writer in writers]
     finally:
         await Tortoise.close_connections()
 
