@@ -140,6 +140,9 @@ def core_settings(tmp_path: Path, database_url: str) -> Callable[..., CoreSettin
 
     def build(plugins: Mapping[str, Any] | None = None, **overrides: Any) -> CoreSettings:
         overrides.setdefault("firebase_project_id", PROJECT_ID)
+        # Tests dispatch the outbox themselves, one deterministic pass at a time
+        # (``runtime.outbox.run_once()``); the background loop has a test of its own.
+        overrides.setdefault("outbox_dispatcher", False)
         return settings_for(tmp_path, plugins or DEFAULT_PLUGINS, database_url, **overrides)
 
     return build
