@@ -91,12 +91,17 @@ def pydantic_errors(errors: list[Any], location: str) -> list[dict[str, Any]]:
             "type": error["type"],
             "loc": [location, *error["loc"]],
             "msg": error["msg"],
-            "input": error.get("input"),
+            "input": _printable(error.get("input")),
         }
         if error.get("ctx"):
             item["ctx"] = {key: str(value) for key, value in error["ctx"].items()}
         items.append(item)
     return items
+
+
+def _printable(value: Any) -> Any:
+    """The input as JSON can carry it: a body that is not UTF-8 is echoed with U+FFFD."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 # Codes for the statuses Werkzeug raises on its own (routing, body limits).
