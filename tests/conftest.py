@@ -28,6 +28,7 @@ from core import create_app
 from core.config import CoreSettings
 from core.emulator import AuthEmulator
 from core.testing import serving, settings_for, write_plugins_file
+from tests.fakes.fcm import FakeFcm, serve_fake_fcm
 
 ROOT = Path(__file__).resolve().parents[1]
 FIREBASE_BIN = Path(
@@ -102,6 +103,13 @@ def auth_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthEmul
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture
+def fake_fcm() -> Iterator[FakeFcm]:
+    """A fake FCM HTTP v1 server on a real socket (point ``fcm_url`` at ``fake_fcm.url``)."""
+    with serve_fake_fcm(PROJECT_ID) as fake:
+        yield fake
 
 
 def _postgres_admin_dsn() -> str:
