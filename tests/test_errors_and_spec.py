@@ -175,6 +175,17 @@ async def test_malformed_json_body_is_422(app_client):
         assert "X-Request-ID" in response.headers
 
 
+async def test_body_that_is_not_utf8_is_422_not_500(app_client):
+    async with app_client(PLUGINS) as client:
+        response = await client.post(
+            "/echo", data=b"\x9fT\xee", headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 422
+        body = await response.get_json()
+        assert_validation_error(body, "body")
+        assert body["detail"][0]["input"] == "\ufffdT\ufffd"
+
+
 async def test_invalid_body_fields_are_422_in_fastapi_shape(app_client):
     async with app_client(PLUGINS) as client:
         response = await client.post("/echo", json={"text": "", "count": "many", "extra": 1})

@@ -1,0 +1,89 @@
+"""Schemathesis against the live app, from its own /openapi.json: no 5xx, no schema mismatch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.emulator import AuthEmulator
+from tests.conftest import ROOT, free_port
+
+pytestmark = pytest.mark.schemathesis
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, database_url: str, auth_emulator: AuthEmulator) -> Iterator[str]:
+    """``imperfect serve`` with the default plugins.toml, on a real port."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "IMPERFECT_PLUGINS_FILE": str(ROOT / "plugins.toml"),
+        "DATABASE_URL": database_url,
+        "IMPERFECT_AUTO_MIGRATE": "1",
+        "FIREBASE_PROJECT_ID": auth_emulator.project_id,
+    }
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [str(ROOT / ".venv/bin/imperfect"), "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"server did not start:\n{(tmp_path / 'serve.log').read_text()}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+        log.close()
+
+
+def test_schemathesis_finds_no_server_error_or_schema_mismatch(
+    live_server: str, auth_emulator: AuthEmulator, tmp_path: Path
+) -> None:
+    account = auth_emulator.sign_up(f"contract-{uuid.uuid4().hex[:8]}@example.com", "pass-word-1")
+    bearer = f"Bearer {account.id_token}"
+    assert httpx.post(f"{live_server}/users", headers={"Authorization": bearer}).status_code == 201
+    result = subprocess.run(
+        [
+            str(ROOT / ".venv/bin/schemathesis"),
+            "run",
+            f"{live_server}/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            "25",
+            "--generation-deterministic",
+            "--header",
+            f"Authorization: {bearer}",
+            "--request-timeout",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "generated" in output and " failed" not in output.split("SUMMARY")[-1], output
