@@ -47,7 +47,7 @@ class ImperfectGroup(click.Group):
     def _plugin_commands(self) -> dict[str, click.Command]:
         commands: dict[str, click.Command] = {}
         owners: dict[str, str] = {}
-        platform = load_platform(CoreSettings())
+        platform = load_platform(CoreSettings.from_env())
         for plugin, result in platform.call_each_sync("cli_commands"):
             for command in result or []:
                 name = command.name or ""
@@ -123,6 +123,14 @@ def check() -> None:
     app = create_app()
     runtime = runtime_of(app)
     platform = runtime.platform
+    db.check_migration_packages(runtime.tortoise_config)
+    changed = asyncio.run(db.unmigrated_changes(runtime.tortoise_config))
+    if changed:
+        raise ConfigError(
+            "models changed without a migration in: "
+            + ", ".join(f"plugin '{name}'" for name in changed)
+            + "; run `imperfect db makemigrations <plugin>`"
+        )
     click.echo(
         f"ok: {len(platform.plugins)} families enabled "
         f"({', '.join(platform.plugins) or 'none'}), {len(runtime.routes)} routes, "

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
+from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -50,6 +51,17 @@ class CoreSettings(BaseSettings):
     readiness_timeout: float = Field(
         2.0, gt=0, validation_alias=AliasChoices("IMPERFECT_READINESS_TIMEOUT")
     )
+
+    @classmethod
+    def from_env(cls) -> CoreSettings:
+        """Read the environment; a bad value is a :class:`ConfigError` naming the variable."""
+        try:
+            return cls()
+        except PydanticValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+            )
+            raise ConfigError(f"invalid environment: {problems}") from error
 
     @property
     def disabled_names(self) -> set[str]:

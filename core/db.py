@@ -9,6 +9,7 @@ set; ``imperfect db migrate`` applies them.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -95,6 +96,30 @@ def tortoise_config(database_url: str, all_models: Iterable[PluginModels]) -> di
         for models in all_models
     }
     return {"connections": {"default": database_url}, "apps": apps, "use_tz": True}
+
+
+def check_migration_packages(config: dict[str, Any]) -> None:
+    """Every family with models needs its migrations package before it can serve."""
+    for plugin, app_config in config["apps"].items():
+        if importlib.util.find_spec(app_config["migrations"]) is None:
+            raise ConfigError(
+                f"plugin '{plugin}': its models have no migrations package "
+                f"{app_config['migrations']}; run `imperfect db makemigrations {plugin}`"
+            )
+
+
+async def unmigrated_changes(config: dict[str, Any]) -> list[str]:
+    """Families whose models differ from what their migrations build."""
+    from tortoise.migrations.autodetector import MigrationAutodetector
+
+    if not config["apps"]:
+        return []
+    ctx = await Tortoise.init(config=config, init_connections=False)
+    try:
+        writers = await MigrationAutodetector(ctx.apps, config["apps"]).changes()
+    finally:
+        await Tortoise.close_connections()
+    return sorted({writer.app_label for writer in writers})
 
 
 async def init(config: dict[str, Any]) -> None:

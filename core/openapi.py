@@ -140,11 +140,11 @@ def build_spec(
             "description": "A Firebase Authentication ID token: `Authorization: Bearer <token>`.",
         },
     )
-    _merge_fragments(spec, components, fragments)
-    for name in sorted(components.schemas):
-        spec.components.schema(name, components.schemas[name])
     for tag in tags:
         spec.tag(tag)
+    _merge_fragments(spec, components, fragments, tags)
+    for name in sorted(components.schemas):
+        spec.components.schema(name, components.schemas[name])
 
     seen_ids: dict[str, str] = {}
     paths: dict[str, dict[str, Any]] = {}
@@ -161,14 +161,20 @@ def build_spec(
         paths.setdefault(path, {})[op.method.lower()] = _operation(
             op, op_id, body_schema, response_schema, query_params, others
         )
+    documented_by = {
+        (path, method): seen_ids[operation["operationId"]]
+        for path, methods in paths.items()
+        for method, operation in methods.items()
+    }
     for owner, fragment in fragments:
         for path, methods in fragment.get("paths", {}).items():
             for method, operation in methods.items():
-                if method in paths.get(path, {}):
+                if (path, method) in documented_by:
                     raise ConflictError(
-                        f"{method.upper()} {path} is documented by plugin '{owner}' "
-                        "and also served by a declared endpoint"
+                        f"{method.upper()} {path} is documented by both "
+                        f"plugin '{documented_by[path, method]}' and plugin '{owner}'"
                     )
+                documented_by[path, method] = owner
                 paths.setdefault(path, {})[method] = operation
     for path in sorted(paths):
         spec.path(path=path, operations=paths[path])
@@ -294,7 +300,7 @@ def _operation(
             "description": HTTPStatus(status).phrase,
             "content": {declared.media_type: {"schema": schema}},
         }
-    if parameters or body_schema is not None:
+    if query_params or body_schema is not None:  # bad path values never match: 404
         responses["422"] = {
             "description": "Validation Error",
             "content": _json_content({"$ref": REF.format(model="HTTPValidationError")}),
@@ -319,14 +325,26 @@ def _operation(
 
 
 def _merge_fragments(
-    spec: APISpec, components: Components, fragments: list[tuple[str, dict[str, Any]]]
+    spec: APISpec,
+    components: Components,
+    fragments: list[tuple[str, dict[str, Any]]],
+    tags: list[dict[str, Any]],
 ) -> None:
-    sections: dict[str, dict[str, tuple[str, Any]]] = {}
+    known_tags = {tag["name"]: "core (one tag per family)" for tag in tags}
+    sections: dict[str, dict[str, tuple[str, Any]]] = {
+        "securitySchemes": {SECURITY_SCHEME: ("core", None)}
+    }
     for owner, fragment in fragments:
         for key in fragment:
             if key not in ("tags", "components", "paths"):
                 raise ConflictError(f"plugin '{owner}': spec fragment key '{key}' is not supported")
         for tag in fragment.get("tags", []):
+            if tag.get("name") in known_tags:
+                raise ConflictError(
+                    f"plugin '{owner}': spec fragment tag '{tag.get('name')}' is already "
+                    f"defined by {known_tags[tag.get('name')]}"
+                )
+            known_tags[tag["name"]] = f"plugin '{owner}'"
             spec.tag(tag)
         for section, items in fragment.get("components", {}).items():
             if section != "schemas" and section not in _COMPONENT_METHODS:
@@ -339,14 +357,16 @@ def _merge_fragments(
                     continue
                 known = sections.setdefault(section, {})
                 if name in known and known[name][1] != content:
+                    first = known[name][0]
                     raise ConflictError(
-                        f"component {section} '{name}' is defined differently by plugin "
-                        f"'{known[name][0]}' and plugin '{owner}'"
+                        f"component {section} '{name}' is defined differently by "
+                        f"{'core' if first == 'core' else f'plugin {first!r}'} and plugin '{owner}'"
                     )
                 known[name] = (owner, content)
     for section, items in sections.items():
-        for name, (_, content) in sorted(items.items()):
-            getattr(spec.components, _COMPONENT_METHODS[section])(name, content)
+        for name, (owner, content) in sorted(items.items()):
+            if owner != "core":
+                getattr(spec.components, _COMPONENT_METHODS[section])(name, content)
 
 
 _COMPONENT_METHODS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,33 @@ def test_scaffold_refuses_bad_names_and_existing_packages(tmp_path: Path) -> Non
     assert _run([str(IMPERFECT), "new-plugin", "gear"], tmp_path).returncode == 0
     again = _run([str(IMPERFECT), "new-plugin", "gear"], tmp_path)
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_check_catches_model_changes_without_migration_and_missing_packages(tmp_path: Path) -> None:
+    assert (
+        _run([str(IMPERFECT), "new-plugin", "gear", "--directory", "families"], tmp_path).returncode
+        == 0
+    )
+    (tmp_path / "plugins.toml").write_text('[plugins.gear]\nmodule = "families.gear"\n')
+    models = tmp_path / "families" / "gear" / "models.py"
+    models.write_text(
+        models.read_text().replace(
+            "    created_at = fields",
+            "    weight_grams = fields.IntField(default=0)\n    created_at = fields",
+        )
+    )
+    database = f"sqlite://{tmp_path}/scaffold.sqlite3"
+    changed = _run([str(IMPERFECT), "check"], tmp_path, DATABASE_URL=database)
+    assert changed.returncode == 1
+    assert "models changed without a migration in: plugin 'gear'" in changed.stderr
+
+    written = _run(
+        [str(IMPERFECT), "db", "makemigrations", "gear"], tmp_path, DATABASE_URL=database
+    )
+    assert "0002" in written.stdout, written.stdout + written.stderr
+    assert _run([str(IMPERFECT), "check"], tmp_path, DATABASE_URL=database).returncode == 0
+
+    shutil.rmtree(tmp_path / "families" / "gear" / "migrations")
+    missing = _run([str(IMPERFECT), "check"], tmp_path, DATABASE_URL=database)
+    assert missing.returncode == 1
+    assert "plugin 'gear': its models have no migrations package" in missing.stderr
