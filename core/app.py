@@ -178,6 +178,7 @@ def _register(app: Quart, runtime: Runtime, owner: str, blueprints: list[Bluepri
         for rule, methods, plugin in runtime.routes
         for method in methods.split(",")
     }
+    hooks_before = _request_hook_counts(app)
     before = set(app.blueprints)
     for blueprint in blueprints:
         if blueprint.name in runtime.blueprint_owners:
@@ -189,6 +190,17 @@ def _register(app: Quart, runtime: Runtime, owner: str, blueprints: list[Bluepri
         for name in set(app.blueprints) - before:
             runtime.blueprint_owners[name] = owner
         before = set(app.blueprints)
+    if owner != "core":
+        added = [
+            name
+            for name, count in _request_hook_counts(app).items()
+            if count > hooks_before.get(name, 0)
+        ]
+        if added:
+            raise ConfigError(
+                f"plugin '{owner}' adds per-request hooks ({', '.join(sorted(added))}); "
+                "the request path is core's: do the work in the handler or its service"
+            )
     new_rules = [
         r
         for r in app.url_map.iter_rules()
@@ -205,6 +217,22 @@ def _register(app: Quart, runtime: Runtime, owner: str, blueprints: list[Bluepri
                 )
             taken[key] = owner
         runtime.routes.append((rule.rule, ",".join(methods), owner))
+
+
+_REQUEST_HOOKS = (
+    "before_request_funcs",
+    "after_request_funcs",
+    "teardown_request_funcs",
+    "url_value_preprocessors",
+    "url_default_functions",
+)
+
+
+def _request_hook_counts(app: Quart) -> dict[str, int]:
+    """How many per-request functions of each kind are registered, app- and blueprint-wide."""
+    return {
+        kind: sum(len(funcs) for funcs in getattr(app, kind).values()) for kind in _REQUEST_HOOKS
+    }
 
 
 def _install_request_pipeline(app: Quart) -> None:

@@ -76,3 +76,11 @@ def test_handler_declaration_mistakes_fail_when_declared(declaration, handler_so
     exec(handler_source, namespace)
     with pytest.raises(TypeError, match=message):
         endpoint(**declaration)(namespace["h"])
+
+
+def test_a_family_cannot_add_per_request_hooks(core_settings):
+    from core import create_app
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="plugin 'meddler' adds per-request hooks"):
+        create_app(core_settings({"meddler": {"module": "tests.plugins.meddler"}}))
