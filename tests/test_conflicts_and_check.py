@@ -11,6 +11,7 @@ import pytest
 from quart.testing.app import LifespanError
 
 from core import create_app
+from core.config import resolve_secrets
 from core.errors import ConfigError, ConflictError, PluginLoadError
 
 ROOT = {"module": "plugins.root"}
@@ -129,6 +130,19 @@ def test_check_fails_naming_plugin_and_key(imperfect, monkeypatch, plugins, expe
     assert result.stderr.startswith("error: ")
     assert "Traceback" not in result.stderr
     assert "ok:" not in result.stdout
+
+
+def test_env_setting_with_a_default_loads_without_the_variable(monkeypatch):
+    monkeypatch.delenv("UNSET_VAR", raising=False)
+    monkeypatch.setenv("SET_VAR", "from-env")
+    raw = {
+        "a": {"env": "UNSET_VAR", "default": ""},
+        "b": {"env": "SET_VAR", "default": "fallback"},
+        "nested": {"c": {"env": "UNSET_VAR", "default": 3}},
+    }
+    assert resolve_secrets(raw) == {"a": "", "b": "from-env", "nested": {"c": 3}}
+    with pytest.raises(ConfigError, match="reads environment variable UNSET_VAR"):
+        resolve_secrets({"a": {"env": "UNSET_VAR"}})
 
 
 # --- on_failure ----------------------------------------------------------------------------
