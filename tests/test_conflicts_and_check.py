@@ -252,6 +252,17 @@ async def test_startup_failure_under_skip_answers_503_and_readyz_reports_it(app_
     assert "fragile" in report["plugins"]["fragile"]["checks"]["startup"]["error"]
 
 
+async def test_readyz_shows_what_a_passing_check_says(app_client):
+    async with app_client({"fragile": {"module": "tests.plugins.fragile"}}) as c:
+        ready = await c.get("/readyz")
+        assert ready.status_code == 200
+        report = await ready.get_json()
+    assert report["plugins"]["fragile"] == {
+        "ok": True,
+        "checks": {"failure_mode": {"ok": True, "error": None, "detail": "fails in nothing"}},
+    }
+
+
 async def test_startup_failure_under_abort_stops_the_app(app_client):
     fragile = {"module": "tests.plugins.fragile", "settings": {"fail_in": "startup"}}
     # Start-up fails inside the ASGI lifespan; the test harness reports it as LifespanError
