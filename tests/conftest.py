@@ -29,6 +29,7 @@ from core.config import CoreSettings
 from core.emulator import AuthEmulator
 from core.testing import serving, settings_for, write_plugins_file
 from tests.fakes.alice import FakeAlice
+from tests.fakes.terra import FakeTerra
 
 ROOT = Path(__file__).resolve().parents[1]
 FIREBASE_BIN = Path(
@@ -259,3 +260,12 @@ def fake_alice_events(redis_url: str, channel_prefix: str) -> Iterator[FakeAlice
     finally:
         alice.stop()
 
+
+@pytest.fixture
+def fake_terra() -> Iterator[FakeTerra]:
+    """A fake Terra API on a real socket."""
+    terra = FakeTerra().start()
+    try:
+        yield terra
+    finally:
+        terra.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -360,3 +361,17 @@ async def test_user_b_cannot_read_complete_or_disconnect_user_a_connection(
         # the stolen state is spent: it cannot be tried again either
         assert redirected(await client.get(stolen))["reason"] == "state_used"
 
+
+async def test_connecting_a_widget_provider_points_to_its_route(
+    app_client, auth_emulator, fake_alice
+):
+    async with app_client(families(fake_alice.url, terra={})) as client:
+        ann = await member(client, auth_emulator)
+        response = await client.post("/health-providers/coros/connect", headers=ann.headers)
+        assert response.status_code == 409
+        body: dict[str, Any] = await response.get_json()
+        assert body == {
+            "detail": "COROS is connected through POST /session.",
+            "code": "connect_elsewhere",
+        }
+        assert fake_alice.api_calls() == []
