@@ -104,6 +104,11 @@ async def test_revoked_event_published_twice_to_two_subscribers_is_handled_once(
         await eventually(lambda: first.processed == 3)
         assert await RecordedPush.all().count() == 1
 
+        # the user reconnects: connected again
+        await connect(client, ann, "garmin")
+        garmin = await Connection.get(user_id=ann.id, provider="garmin")
+        assert (garmin.status, garmin.revoked_at) == ("connected", None)
+
 
 async def test_revoked_event_without_a_notifier_changes_the_connection(
     app_client, auth_emulator, fake_alice_events: FakeAlice, redis_url
@@ -172,6 +177,13 @@ async def test_ingestion_and_backfill_events_record_sync_times_once(
         shown = await (await client.get("/health-providers", headers=ann.headers)).get_json()
         garmin = next(p for p in shown["providers"] if p["name"] == "garmin")["connection"]
         assert garmin["last_sync_at"] and garmin["backfill_completed_at"]
+        insights = await client.get("/onboarding/garmin/insights", headers=ann.headers)
+        assert (await insights.get_json())["backfill_complete"] is True
+
+        # authorizing again starts a new backfill
+        await connect(client, ann, "garmin")
+        row = await Connection.get(user_id=ann.id, provider="garmin")
+        assert (row.status, row.backfill_completed_at) == ("connected", None)
 
         # readiness reports the subscription
         ready = await (await client.get("/readyz")).get_json()

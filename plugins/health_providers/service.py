@@ -188,8 +188,8 @@ async def finish_authorization(
 
     A malformed callback (no state, or neither code nor error) is refused before
     anything else. Then the state is checked and spent (even when the provider
-    reports an error), as OAuth asks. A connection row is written only after alice has the
-    tokens; every failure leaves connections untouched.
+    reports an error), as OAuth asks. A connection row is written only after
+    alice has the tokens; every failure leaves connections untouched.
     """
     if not query.state or not (query.code or query.error):
         return CallbackOutcome(provider.name, "invalid_request")
@@ -208,7 +208,7 @@ async def finish_authorization(
         if error.code == "upstream_rejected":
             reason = "authorization_failed"
         return CallbackOutcome(provider.name, reason)
-    await _mirror(claimed, provider.name, connection)
+    await _mirror(claimed, provider.name, connection, new=True)
     return CallbackOutcome(provider.name)
 
 
@@ -226,16 +226,23 @@ def app_redirect(settings: HealthProvidersSettings, outcome: CallbackOutcome) ->
 # --- connection state --------------------------------------------------------------------
 
 
-async def _mirror(user_id: int, provider: str, remote: AliceConnection | None) -> Connection | None:
-    """Make the local row say what alice says (alice is the source of truth)."""
+async def _mirror(
+    user_id: int, provider: str, remote: AliceConnection | None, *, new: bool = False
+) -> Connection | None:
+    """Make the local row say what alice says (alice is the source of truth).
+
+    ``new``: alice just completed an authorization, so a backfill starts over.
+    """
     if remote is None:
         await Connection.filter(user_id=user_id, provider=provider).delete()
         return None
-    values = {
+    values: dict[str, Any] = {
         "status": remote.status,
         "connected_at": remote.connected_at,
         "revoked_at": _now() if remote.status == REVOKED else None,
     }
+    if new:
+        values["backfill_completed_at"] = None
     if remote.last_sync_at is not None:
         values["last_sync_at"] = remote.last_sync_at
     mine = Connection.filter(user_id=user_id, provider=provider)
