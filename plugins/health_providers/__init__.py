@@ -16,6 +16,7 @@ from plugins.health_providers.clients import ALICE, AliceClient, AliceEvents
 from plugins.health_providers.hookspecs import ProviderSpec
 from plugins.health_providers.routes import build_blueprint
 from plugins.health_providers.schemas import HealthProvidersSettings
+from plugins.users.models import User
 
 PLUGIN = PluginInfo(
     version="1.0.0",
@@ -93,10 +94,10 @@ def readiness_checks(plugin: LoadedPlugin) -> Mapping[str, ReadinessCheck]:
 
 
 @hookimpl
-async def account_deleted(plugin: LoadedPlugin, user: Any) -> None:
+async def account_deleted(plugin: LoadedPlugin, user: User) -> None:
     await service.forget_user(plugin.state.alice, plugin.state.providers, user)
 
 
 @hookimpl
-async def account_export(user: Any) -> Mapping[str, Any]:
+async def account_export(user: User) -> Mapping[str, Any]:
     return await service.export_user(user)

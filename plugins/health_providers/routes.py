@@ -26,6 +26,7 @@ from plugins.health_providers.schemas import (
     ConnectOut,
     Insights,
 )
+from plugins.users.models import User
 
 CONVERTER = "health_provider"
 ALICE_ERRORS = (502, 504)
@@ -58,13 +59,13 @@ def _alice() -> AliceClient:
 
 
 @endpoint(response=Catalogue, errors=(403,))
-async def list_providers(user: Any) -> Catalogue:
+async def list_providers(user: User) -> Catalogue:
     """Every provider this deployment offers, with the caller's connection to each."""
     return Catalogue(providers=await service.catalogue(_family().state.providers, user))
 
 
 @endpoint(response=ConnectOut, errors=(403, 409, *ALICE_ERRORS))
-async def connect_provider(provider: ProviderSpec, user: Any) -> ConnectOut:
+async def connect_provider(provider: ProviderSpec, user: User) -> ConnectOut:
     """Start connecting an OAuth provider: open ``authorize_url`` in a browser.
 
     alice builds the provider's authorize URL (with PKCE where the provider has
@@ -91,19 +92,19 @@ async def provider_callback(provider: ProviderSpec, query: CallbackQuery) -> Res
 
 
 @endpoint(response=ConnectionOut, errors=(403, *ALICE_ERRORS))
-async def read_provider(provider: ProviderSpec, user: Any) -> ConnectionOut:
+async def read_provider(provider: ProviderSpec, user: User) -> ConnectionOut:
     """The caller's connection to this provider as alice reports it now (status, last sync)."""
     return await service.read_connection(_alice(), user, provider)
 
 
 @endpoint(status=204, errors=(403, *ALICE_ERRORS))
-async def disconnect_provider(provider: ProviderSpec, user: Any) -> None:
+async def disconnect_provider(provider: ProviderSpec, user: User) -> None:
     """alice revokes access at the provider and forgets the tokens. Idempotent."""
     await service.disconnect(_alice(), user, provider)
 
 
 @endpoint(response=Insights, errors=(403, 409, *ALICE_ERRORS))
-async def read_insights(provider: ProviderSpec, user: Any) -> Insights:
+async def read_insights(provider: ProviderSpec, user: User) -> Insights:
     """Recent training volume, longest session, typical week, resting heart rate and sleep,
     computed from what alice holds for this provider."""
     family = _family()

@@ -55,6 +55,7 @@ from plugins.health_providers.schemas import (
     TrainingVolume,
     TypicalWeek,
 )
+from plugins.users.models import User
 
 log = logging.getLogger("imperfect.health_providers")
 
@@ -119,7 +120,7 @@ def callback_url(settings: HealthProvidersSettings, provider: ProviderSpec) -> s
 
 
 async def start_authorization(
-    alice: AliceClient, settings: HealthProvidersSettings, user: Any, provider: ProviderSpec
+    alice: AliceClient, settings: HealthProvidersSettings, user: User, provider: ProviderSpec
 ) -> ConnectOut:
     """Ask alice for an authorize URL under a fresh one-time state, then remember the state.
 
@@ -267,7 +268,7 @@ def _connection_out(provider: str, row: Connection | None) -> ConnectionOut:
     return ConnectionOut.model_validate(row, from_attributes=True)
 
 
-async def catalogue(providers: Mapping[str, ProviderSpec], user: Any) -> list[CatalogueEntry]:
+async def catalogue(providers: Mapping[str, ProviderSpec], user: User) -> list[CatalogueEntry]:
     """Every provider with the caller's connection state as last known here."""
     rows = {row.provider: row for row in await Connection.filter(user_id=user.id)}
     return [
@@ -283,13 +284,13 @@ async def catalogue(providers: Mapping[str, ProviderSpec], user: Any) -> list[Ca
     ]
 
 
-async def read_connection(alice: AliceClient, user: Any, provider: ProviderSpec) -> ConnectionOut:
+async def read_connection(alice: AliceClient, user: User, provider: ProviderSpec) -> ConnectionOut:
     """The connection as alice reports it now, recorded here for the catalogue."""
     remote = await alice.connection(user.id, provider.name)
     return _connection_out(provider.name, await _mirror(user.id, provider.name, remote))
 
 
-async def disconnect(alice: AliceClient, user: Any, provider: ProviderSpec) -> None:
+async def disconnect(alice: AliceClient, user: User, provider: ProviderSpec) -> None:
     """alice revokes at the provider; then the local row goes. Safe to repeat.
 
     If alice cannot be reached the row stays: the tokens still exist, so the
@@ -303,7 +304,7 @@ async def disconnect(alice: AliceClient, user: Any, provider: ProviderSpec) -> N
 
 
 async def insights(
-    alice: AliceClient, settings: HealthProvidersSettings, user: Any, provider: ProviderSpec
+    alice: AliceClient, settings: HealthProvidersSettings, user: User, provider: ProviderSpec
 ) -> Insights:
     """What onboarding shows from the provider's recent data, read from alice."""
     row = await Connection.get_or_none(user_id=user.id, provider=provider.name, status=CONNECTED)
@@ -509,7 +510,7 @@ class EventHandler:
 # --- account deletion and export ---------------------------------------------------------
 
 
-async def forget_user(alice: AliceClient, providers: Iterable[str], user: Any) -> None:
+async def forget_user(alice: AliceClient, providers: Iterable[str], user: User) -> None:
     """Revoke every provider at alice, then delete the user's rows here. Safe to repeat."""
     for name in providers:
         await alice.revoke(user.id, name)
@@ -517,7 +518,7 @@ async def forget_user(alice: AliceClient, providers: Iterable[str], user: Any) -
     await OAuthState.filter(user_id=user.id).delete()
 
 
-async def export_user(user: Any) -> dict[str, Any]:
+async def export_user(user: User) -> dict[str, Any]:
     rows = await Connection.filter(user_id=user.id).order_by("provider")
     return {
         "connections": [

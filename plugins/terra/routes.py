@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from quart import Blueprint
 
 from core import LoadedPlugin, current_platform, endpoint
 from plugins.terra import service
 from plugins.terra.schemas import SdkTokenOut, WidgetSessionOut
+from plugins.users.models import User
 
 blueprint = Blueprint("terra", __name__)
 TERRA_ERRORS = (403, 502, 503, 504)
@@ -20,7 +19,7 @@ def _family() -> LoadedPlugin:
 
 @blueprint.post(service.SESSION_PATH)
 @endpoint(response=WidgetSessionOut, status=201, errors=TERRA_ERRORS)
-async def create_session(user: Any) -> WidgetSessionOut:
+async def create_session(user: User) -> WidgetSessionOut:
     """A Terra widget session for the caller: open ``url`` to connect a Terra-backed source.
 
     Providers, language and redirect URLs come from the deployment's settings.
@@ -34,7 +33,7 @@ async def create_session(user: Any) -> WidgetSessionOut:
 
 @blueprint.post(service.SDK_TOKEN_PATH)
 @endpoint(response=SdkTokenOut, status=201, errors=TERRA_ERRORS)
-async def create_sdk_token(user: Any) -> SdkTokenOut:
+async def create_sdk_token(user: User) -> SdkTokenOut:
     """A Terra mobile SDK token (valid 180 s) for connecting Apple Health or Samsung Health.
 
     Errors as for ``POST /session``.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from core import ApiError
 from plugins.terra.clients import TerraClient
 from plugins.terra.schemas import SdkTokenOut, TerraSettings, WidgetSessionOut
+from plugins.users.models import User
 
 FAMILY = "terra"
 SESSION_PATH = "/session"
@@ -63,7 +63,7 @@ def _client(terra: TerraClient | None) -> TerraClient:
 
 
 async def widget_session(
-    terra: TerraClient | None, settings: TerraSettings, user: Any
+    terra: TerraClient | None, settings: TerraSettings, user: User
 ) -> WidgetSessionOut:
     """A widget session whose ``reference_id`` is the caller's user id.
 
@@ -86,7 +86,7 @@ async def widget_session(
     )
 
 
-async def sdk_token(terra: TerraClient | None, user: Any) -> SdkTokenOut:
+async def sdk_token(terra: TerraClient | None, user: User) -> SdkTokenOut:
     """A short-lived token for the mobile SDK; the app passes our user id as reference."""
     token = await _client(terra).auth_token()
     return SdkTokenOut(
