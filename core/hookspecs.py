@@ -42,7 +42,7 @@ PROJECT = "imperfect"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-ReadinessCheck = Callable[[], Awaitable[None]]
+ReadinessCheck = Callable[[], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,8 @@ def readiness_checks(plugin: LoadedPlugin, platform: Platform) -> Mapping[str, R
     Runs once at start-up to collect the checks; each check then runs on every
     ``/readyz`` call with a time limit. A check passes by returning and fails
     by raising; the exception's message is reported (keep it free of secrets).
+    A passing check may return a short string saying how it passed (for example
+    ``"disabled: no REDIS_URL"``), reported as ``detail``.
     """
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from apispec import APISpec
 from pydantic import TypeAdapter
 from quart import Quart
-from werkzeug.routing import Rule
+from werkzeug.routing import BaseConverter, Rule
 
 from core.endpoints import Endpoint, declared_endpoint
 from core.errors import ConflictError, ErrorResponse, HTTPValidationError
@@ -66,12 +66,22 @@ def openapi_path(rule: str) -> str:
     return _RULE_ARGUMENT.sub(lambda m: "{" + m.group("name") + "}", rule)
 
 
-def path_parameters(rule: str) -> list[dict[str, Any]]:
+def path_parameters(
+    rule: str, converters: Mapping[str, type[BaseConverter]] | None = None
+) -> list[dict[str, Any]]:
+    """Path parameters of ``rule``, each typed by its converter.
+
+    A converter class registered in the URL map (``converters``) may describe its
+    values itself with an ``openapi_schema`` attribute (a JSON Schema dict, for
+    example ``{"type": "string", "enum": [...]}``); otherwise the built-in
+    converters' types apply and anything else is a string.
+    """
     parameters = []
     for match in _RULE_ARGUMENT.finditer(rule):
         converter = match.group("converter") or "default"
         name = match.group("name")
-        schema = dict(_CONVERTER_SCHEMAS.get(converter, {"type": "string"}))
+        own = getattr((converters or {}).get(converter), "openapi_schema", None)
+        schema = dict(own or _CONVERTER_SCHEMAS.get(converter, {"type": "string"}))
         schema["title"] = name.replace("_", " ").title()
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
     return parameters
@@ -279,7 +289,7 @@ def _operation(
     others: dict[int, Any],
 ) -> dict[str, Any]:
     declared = op.declared
-    parameters = path_parameters(op.rule.rule) + query_params
+    parameters = path_parameters(op.rule.rule, op.rule.map.converters) + query_params
     success: dict[str, Any] = {"description": "Successful Response"}
     if response_schema is not None:
         success["content"] = {declared.media_type: {"schema": response_schema}}

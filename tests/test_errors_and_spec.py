@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
+from werkzeug.routing import BaseConverter
+
+from core.openapi import path_parameters
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
 CHECKED_IN_SPEC = ROOT_DIR / "docs" / "openapi.json"
@@ -70,6 +73,18 @@ async def test_served_spec_validates_and_has_an_etag(app_client):
     assert echo["responses"]["422"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/HTTPValidationError"
     }
+
+
+def test_a_converter_can_describe_its_path_parameter():
+    class Colour(BaseConverter):
+        regex = "(?:red|green)"
+        openapi_schema = {"type": "string", "enum": ["red", "green"]}
+
+    parameters = path_parameters("/paint/<colour:shade>/<int:coats>", {"colour": Colour})
+    assert [p["schema"] for p in parameters] == [
+        {"type": "string", "enum": ["red", "green"], "title": "Shade"},
+        {"type": "integer", "title": "Coats"},
+    ]
 
 
 def test_checked_in_spec_validates():
