@@ -160,22 +160,24 @@ async def migrate(config: dict[str, Any]) -> list[str]:
 
 
 async def make_migrations(config: dict[str, Any], plugin: str | None = None) -> list[str]:
-    """Write a new migration for each plugin whose models changed; return the files."""
+    """Write a new migration for each plugin whose models changed (or only ``plugin``).
+
+    The detector always sees every enabled family, so a migration of one family
+    records its dependencies on the migrations of the families it relates to.
+    """
     from tortoise.migrations.autodetector import MigrationAutodetector
 
     apps = config["apps"]
-    if plugin is not None:
-        if plugin not in apps:
-            raise ConfigError(f"plugin '{plugin}' is not enabled or has no models")
-        apps = {plugin: apps[plugin]}
+    if plugin is not None and plugin not in apps:
+        raise ConfigError(f"plugin '{plugin}' is not enabled or has no models")
     for app_config in apps.values():
         _ensure_package(app_config["migrations"])
-    ctx = await Tortoise.init(config={**config, "apps": config["apps"]}, init_connections=False)
+    ctx = await Tortoise.init(config=config, init_connections=False)
     try:
-        detector = MigrationAutodetector(ctx.apps, apps)
-        return await detector.write()
+        writers = await MigrationAutodetector(ctx.apps, apps).changes()
     finally:
         await Tortoise.close_connections()
+    return [str(w.write()) for w in writers if plugin is None or w.app_label == plugin]
 
 
 def _ensure_package(dotted: str) -> None:

@@ -289,7 +289,8 @@ def _operation(
     others: dict[int, Any],
 ) -> dict[str, Any]:
     declared = op.declared
-    parameters = path_parameters(op.rule.rule, op.rule.map.converters) + query_params
+    in_path = path_parameters(op.rule.rule, op.rule.map.converters)
+    parameters = in_path + query_params
     success: dict[str, Any] = {"description": "Successful Response"}
     if response_schema is not None:
         success["content"] = {declared.media_type: {"schema": response_schema}}
@@ -299,6 +300,8 @@ def _operation(
     error_statuses = set(declared.errors)
     if declared.auth != "public":
         error_statuses.add(401)
+    if in_path:
+        error_statuses.add(404)  # a path value its converter refuses matches no route
     if declared.auth == "admin" or declared.resolves_user:
         error_statuses.add(403)  # missing admin claim, or resolve_user refusing the caller
     if body_schema is not None:

@@ -6,26 +6,51 @@ import os
 import signal
 import subprocess
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from core.emulator import AuthEmulator
+from core.testing import write_plugins_file
 from tests.conftest import ROOT, free_port
+from tests.fakes.alice import FakeAlice
+from tests.fakes.terra import FakeTerra
 
 pytestmark = pytest.mark.schemathesis
 
 
+def _default_plugins_with_fakes(alice: FakeAlice, terra: FakeTerra) -> dict[str, Any]:
+    """The checked-in plugins.toml, with sibling services pointed at their fakes."""
+    plugins = tomllib.loads((ROOT / "plugins.toml").read_text())["plugins"]
+    plugins["health_providers"]["settings"]["alice_url"] = alice.url
+    plugins["health_providers"]["settings"]["redis_url"] = ""
+    plugins["terra"]["settings"].update(
+        base_url=terra.url, dev_id=terra.dev_id, api_key=terra.api_key
+    )
+    return plugins
+
+
 @pytest.fixture
-def live_server(tmp_path: Path, database_url: str, auth_emulator: AuthEmulator) -> Iterator[str]:
-    """``imperfect serve`` with the default plugins.toml, on a real port."""
+def live_server(
+    tmp_path: Path,
+    database_url: str,
+    auth_emulator: AuthEmulator,
+    fake_alice: FakeAlice,
+    fake_terra: FakeTerra,
+) -> Iterator[str]:
+    """``imperfect serve`` with every default family, siblings faked on real sockets."""
     port = free_port()
+    plugins_file = write_plugins_file(
+        tmp_path / "plugins.toml", _default_plugins_with_fakes(fake_alice, fake_terra)
+    )
     env = {
         **os.environ,
-        "IMPERFECT_PLUGINS_FILE": str(ROOT / "plugins.toml"),
+        "IMPERFECT_PLUGINS_FILE": str(plugins_file),
         "DATABASE_URL": database_url,
         "IMPERFECT_AUTO_MIGRATE": "1",
         "FIREBASE_PROJECT_ID": auth_emulator.project_id,
