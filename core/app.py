@@ -96,7 +96,7 @@ def runtime_of(app: Quart) -> Runtime:
 
 def create_app(core: CoreSettings | None = None, platform: Platform | None = None) -> Quart:
     """Build the app for ``core`` settings (the environment when omitted)."""
-    core = core or CoreSettings()
+    core = core or CoreSettings.from_env()
     platform = platform or load_platform(core)
     app = Quart("imperfect")
     app.config["MAX_CONTENT_LENGTH"] = core.max_body_bytes
@@ -161,27 +161,21 @@ class _HookFailed(Exception):
 
 def _contribution(platform: Platform, plugin: LoadedPlugin) -> Contribution:
     contribution = Contribution()
-    for hook_name in ("blueprints", "model_modules", "spec_fragments", "outbox_handlers"):
-        for owner, impl in platform.impls(hook_name):
-            if owner is not plugin:
-                continue
-            try:
-                result = platform.call_one(plugin, impl)
-                if asyncio.iscoroutine(result):
-                    result.close()
-                    raise TypeError(f"hook {hook_name} must not be async")
-                if hook_name == "blueprints":
-                    contribution.blueprints = list(result or [])
-                elif hook_name == "model_modules":
-                    modules = list(result or [])
-                    if modules:
-                        contribution.models = db.describe_models(plugin.name, modules)
-                elif hook_name == "spec_fragments":
-                    contribution.fragment = dict(result or {})
-                else:
-                    contribution.outbox_handlers = _checked_handlers(result or {})
-            except Exception as error:
-                raise _HookFailed(plugin.name, f"hook {hook_name} failed: {error!r}") from error
+    hook_name = ""
+    try:
+        hook_name = "blueprints"
+        contribution.blueprints = list(platform.call_plugin_sync(plugin, hook_name) or [])
+        hook_name = "model_modules"
+        modules = list(platform.call_plugin_sync(plugin, hook_name) or [])
+        if modules:
+            contribution.models = db.describe_models(plugin.name, modules)
+        hook_name = "spec_fragments"
+        contribution.fragment = dict(platform.call_plugin_sync(plugin, hook_name) or {})
+        hook_name = "outbox_handlers"
+        handlers = platform.call_plugin_sync(plugin, hook_name)
+        contribution.outbox_handlers = _checked_handlers(handlers or {})
+    except Exception as error:
+        raise _HookFailed(plugin.name, f"hook {hook_name} failed: {error!r}") from error
     return contribution
 
 
@@ -216,6 +210,7 @@ def _register(app: Quart, runtime: Runtime, owner: str, blueprints: list[Bluepri
         for rule, methods, plugin in runtime.routes
         for method in methods.split(",")
     }
+    hooks_before = _request_hook_counts(app)
     before = set(app.blueprints)
     for blueprint in blueprints:
         if blueprint.name in runtime.blueprint_owners:
@@ -227,6 +222,17 @@ def _register(app: Quart, runtime: Runtime, owner: str, blueprints: list[Bluepri
         for name in set(app.blueprints) - before:
             runtime.blueprint_owners[name] = owner
         before = set(app.blueprints)
+    if owner != "core":
+        added = [
+            name
+            for name, count in _request_hook_counts(app).items()
+            if count > hooks_before.get(name, 0)
+        ]
+        if added:
+            raise ConfigError(
+                f"plugin '{owner}' adds per-request hooks ({', '.join(sorted(added))}); "
+                "the request path is core's: do the work in the handler or its service"
+            )
     new_rules = [
         r
         for r in app.url_map.iter_rules()
@@ -243,6 +249,22 @@ def _register(app: Quart, runtime: Runtime, owner: str, blueprints: list[Bluepri
                 )
             taken[key] = owner
         runtime.routes.append((rule.rule, ",".join(methods), owner))
+
+
+_REQUEST_HOOKS = (
+    "before_request_funcs",
+    "after_request_funcs",
+    "teardown_request_funcs",
+    "url_value_preprocessors",
+    "url_default_functions",
+)
+
+
+def _request_hook_counts(app: Quart) -> dict[str, int]:
+    """How many per-request functions of each kind are registered, app- and blueprint-wide."""
+    return {
+        kind: sum(len(funcs) for funcs in getattr(app, kind).values()) for kind in _REQUEST_HOOKS
+    }
 
 
 def _install_request_pipeline(app: Quart) -> None:
@@ -263,15 +285,28 @@ def _install_request_pipeline(app: Quart) -> None:
 
 
 async def _start(app: Quart, runtime: Runtime) -> None:
+    """Open everything; if any step fails, close what was opened, then re-raise."""
+    try:
+        await _open(app, runtime)
+    except BaseException:
+        await _stop(app, runtime)
+        raise
+    # Everything built so far lives as long as the process: keep it out of the
+    # collector's full passes, whose pauses otherwise set the p99 latency.
+    gc.collect()
+    gc.freeze()
+
+
+async def _open(app: Quart, runtime: Runtime) -> None:
     """Firebase, database, migrations check, each family's ``startup``, the outbox."""
     core = runtime.core
     runtime.auth = FirebaseAuth(core)
     config = runtime.tortoise_config
+    db.check_migration_packages(config)
     await db.init(config)
     pending = await db.pending_migrations(config)
     if pending:
         if not core.auto_migrate:
-            await _stop(app, runtime)
             raise ConfigError(
                 "unapplied migrations: "
                 + ", ".join(pending)
@@ -280,38 +315,46 @@ async def _start(app: Quart, runtime: Runtime) -> None:
         applied = await db.migrate(config)
         log.info("applied migrations: %s", ", ".join(applied))
     platform = runtime.platform
-    failed: set[str] = set()
-    for plugin, impl in platform.impls("startup"):
+    for plugin in list(platform.plugins.values()):
+        if plugin.name not in platform.plugins:
+            continue  # left out below because a family it requires failed
         try:
-            result = platform.call_one(plugin, impl, app=app)
-            if asyncio.iscoroutine(result):
-                await result
+            await platform.call_plugin(plugin, "startup", app=app)
             runtime.started.append(plugin)
+            checks = await platform.call_plugin(plugin, "readiness_checks")
+            runtime.readiness[plugin.name] = dict(checks or {})
         except Exception as error:
             reason = f"start-up failed: {error!r}"
             if plugin.entry.on_failure == "abort":
-                await _stop(app, runtime)
                 raise ConfigError(f"plugin '{plugin.name}': {reason}") from error
-            log.exception("plugin '%s' %s; its routes answer 503", plugin.name, reason)
-            failed.add(plugin.name)
-            for blueprint, owner in runtime.blueprint_owners.items():
-                if owner == plugin.name:
-                    runtime.unavailable[blueprint] = f"The '{plugin.name}' family is unavailable."
-    for plugin, checks in await platform.call_each("readiness_checks"):
-        runtime.readiness[plugin.name] = dict(checks or {})
-    # A family whose start-up failed keeps its messages queued until it runs again.
+            log.exception("plugin '%s' %s", plugin.name, reason)
+            _leave_out_at_start(runtime, plugin.name, reason)
+    # A family left out at start-up keeps its messages queued until it runs again.
     handlers = {
         kind: handler
         for kind, (owner, handler) in runtime.outbox_handlers.items()
-        if owner not in failed
+        if owner in platform.plugins
     }
     runtime.outbox = Dispatcher(handlers, OutboxPolicy.from_settings(core))
     if core.outbox_dispatcher and handlers:
         runtime.outbox.start()
-    # Everything built so far lives as long as the process: keep it out of the
-    # collector's full passes, whose pauses otherwise set the p99 latency.
-    gc.collect()
-    gc.freeze()
+
+
+def _leave_out_at_start(runtime: Runtime, name: str, reason: str) -> None:
+    """Leave a failed ``skip`` family (and its dependents) out; their routes answer 503.
+
+    Routes cannot be removed from a Quart app once it serves, so they stay
+    registered and refuse every request instead; ``GET /``, ``/readyz`` and
+    ``imperfect plugins`` report the family as skipped with the reason.
+    """
+    platform = runtime.platform
+    before = set(platform.left_out)
+    platform.leave_out(name, reason)
+    for left in set(platform.left_out) - before:
+        runtime.readiness.pop(left, None)
+        for blueprint, owner in runtime.blueprint_owners.items():
+            if owner == left:
+                runtime.unavailable[blueprint] = f"The '{left}' family is unavailable."
 
 
 async def _stop(app: Quart, runtime: Runtime) -> None:
@@ -320,14 +363,9 @@ async def _stop(app: Quart, runtime: Runtime) -> None:
         await runtime.outbox.stop()
         runtime.outbox = None
     platform = runtime.platform
-    started = {p.name for p in runtime.started}
-    for plugin, impl in reversed(platform.impls("shutdown")):
-        if plugin.name not in started:
-            continue
+    for plugin in reversed(runtime.started):
         try:
-            result = platform.call_one(plugin, impl, app=app)
-            if asyncio.iscoroutine(result):
-                await result
+            await platform.call_plugin(plugin, "shutdown", app=app)
         except Exception:
             log.exception("plugin '%s' failed to shut down", plugin.name)
     runtime.started.clear()

@@ -9,6 +9,7 @@ Firebase Auth Emulator.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Mapping
@@ -17,9 +18,11 @@ from typing import Any
 
 import firebase_admin
 from firebase_admin import auth as firebase_auth
+from firebase_admin.exceptions import FirebaseError
+from google.auth.exceptions import GoogleAuthError
 
 from core.config import CoreSettings
-from core.errors import ApiError
+from core.errors import ApiError, ConfigError
 
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="imperfect"'}
 
@@ -50,6 +53,11 @@ class FirebaseAuth:
 
     def __init__(self, core: CoreSettings) -> None:
         self.core = core
+        if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") and core.environment == "production":
+            raise ConfigError(
+                "FIREBASE_AUTH_EMULATOR_HOST is set while IMPERFECT_ENV=production: "
+                "firebase-admin would accept unsigned tokens; unset it"
+            )
         self._app = firebase_admin.initialize_app(
             credential=_credential(),
             options={"projectId": core.firebase_project_id},
@@ -107,6 +115,14 @@ class FirebaseAuth:
             ) from error
         except (firebase_auth.InvalidIdTokenError, ValueError) as error:
             raise unauthenticated("invalid_token", _invalid_reason(str(error))) from error
+        except (FirebaseError, GoogleAuthError) as error:
+            # Credentials missing or Firebase unreachable during the revocation lookup:
+            # the token may be fine, we cannot tell, so this is our outage, not a 401.
+            raise ApiError(
+                503,
+                "auth_unavailable",
+                f"Firebase Authentication could not verify the token: {type(error).__name__}.",
+            ) from error
 
 
 def _invalid_reason(message: str) -> str:
@@ -116,21 +132,16 @@ def _invalid_reason(message: str) -> str:
 
 
 def _credential() -> Any:
-    """Application Default Credentials when configured; none needed for the emulator."""
-    from os import environ
-
-    if environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
-        return firebase_admin.credentials.ApplicationDefault()
-    return _NoCredential()
+    """None for the emulator; otherwise Application Default Credentials, loaded lazily
+    (a key file from GOOGLE_APPLICATION_CREDENTIALS, or the platform's metadata server)."""
+    if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"):
+        return _NoCredential()
+    return firebase_admin.credentials.ApplicationDefault()
 
 
 class _NoCredential(firebase_admin.credentials.Base):
-    """Lets the Firebase app start without a service account.
-
-    Token verification needs only the project id; the Auth Emulator accepts
-    its own admin credential. Calls that need Google credentials fail with a
-    clear message instead of searching the machine for them.
-    """
+    """The Auth Emulator needs no Google credential (it accepts its own admin token);
+    anything else that asks for one fails with a clear message."""
 
     def get_credential(self) -> Any:
         raise RuntimeError(

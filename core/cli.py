@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -46,7 +47,7 @@ class ImperfectGroup(click.Group):
     def _plugin_commands(self) -> dict[str, click.Command]:
         commands: dict[str, click.Command] = {}
         owners: dict[str, str] = {}
-        platform = load_platform(CoreSettings())
+        platform = load_platform(CoreSettings.from_env())
         for plugin, result in platform.call_each_sync("cli_commands"):
             for command in result or []:
                 name = command.name or ""
@@ -81,11 +82,19 @@ def _who(owner: str) -> str:
 
 
 @click.group(cls=ImperfectGroup)
-def main() -> None:
+def cli() -> None:
     """imperfect-api: the endurance-coaching backend, one plugin per route family."""
 
 
-@main.command()
+def main() -> None:
+    """Console entry point: like ``python -m``, make the current directory importable,
+    so families named by module path in a deployment's plugins.toml are found."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    cli()
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int)
@@ -107,13 +116,21 @@ def serve(host: str, port: int, workers: int, migrate: bool) -> None:
     sys.exit(run(config))
 
 
-@main.command()
+@cli.command()
 @_fails_cleanly
 def check() -> None:
     """Validate plugins.toml, every family's settings and the merged app, without serving."""
     app = create_app()
     runtime = runtime_of(app)
     platform = runtime.platform
+    db.check_migration_packages(runtime.tortoise_config)
+    changed = asyncio.run(db.unmigrated_changes(runtime.tortoise_config))
+    if changed:
+        raise ConfigError(
+            "models changed without a migration in: "
+            + ", ".join(f"plugin '{name}'" for name in changed)
+            + "; run `imperfect db makemigrations <plugin>`"
+        )
     click.echo(
         f"ok: {len(platform.plugins)} families enabled "
         f"({', '.join(platform.plugins) or 'none'}), {len(runtime.routes)} routes, "
@@ -123,7 +140,7 @@ def check() -> None:
         click.echo(f"  {left.name}: {left.status} ({left.reason})")
 
 
-@main.command()
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_fails_cleanly
 def plugins(as_json: bool) -> None:
@@ -165,7 +182,7 @@ def describe_plugins(
     return rows
 
 
-@main.command()
+@cli.command()
 @_fails_cleanly
 def routes() -> None:
     """Every URL rule, its methods and the family that owns it."""
@@ -175,7 +192,7 @@ def routes() -> None:
         click.echo(f"{rule:<{width}}  {methods:<20}  {owner}")
 
 
-@main.command()
+@cli.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write to this file.")
 @click.option(
     "--check",
@@ -213,7 +230,7 @@ def openapi(output: Path | None, check_file: bool) -> None:
         click.echo(spec.body.decode(), nl=False)
 
 
-@main.group(name="db")
+@cli.group(name="db")
 def database() -> None:
     """Apply and create migrations (one Tortoise app per family)."""
 
@@ -254,7 +271,7 @@ def db_makemigrations(plugin: str | None) -> None:
         click.echo("no changes")
 
 
-@main.command(name="new-plugin")
+@cli.command(name="new-plugin")
 @click.argument("name")
 @click.option(
     "--directory",
@@ -276,7 +293,7 @@ def new_plugin(name: str, directory: Path) -> None:
     )
 
 
-@main.group()
+@cli.group()
 def dev() -> None:
     """Helpers for local development."""
 

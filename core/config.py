@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
+from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -73,6 +74,17 @@ class CoreSettings(BaseSettings):
     outbox_keep_days: float = Field(
         7.0, gt=0, validation_alias=AliasChoices("IMPERFECT_OUTBOX_KEEP_DAYS")
     )
+
+    @classmethod
+    def from_env(cls) -> CoreSettings:
+        """Read the environment; a bad value is a :class:`ConfigError` naming the variable."""
+        try:
+            return cls()
+        except PydanticValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+            )
+            raise ConfigError(f"invalid environment: {problems}") from error
 
     @property
     def disabled_names(self) -> set[str]:
@@ -174,17 +186,25 @@ def _entry_from_table(name: str, table: Any, settings: CoreSettings) -> PluginEn
 
 
 def resolve_secrets(raw: dict[str, Any], path: str = "") -> dict[str, Any]:
-    """Replace every ``{ env = "NAME" }`` value with the environment variable's value."""
+    """Replace every ``{ env = "NAME" }`` value with the environment variable's value.
+
+    ``{ env = "NAME", default = ... }`` falls back to ``default`` when ``NAME`` is
+    unset, so a file can name the variable that configures an optional feature and
+    still load on a machine that does not set it.
+    """
     resolved: dict[str, Any] = {}
     for key, value in raw.items():
         dotted = f"{path}{key}"
-        if isinstance(value, dict) and set(value) == {"env"}:
+        if isinstance(value, dict) and "env" in value and set(value) <= {"env", "default"}:
             env_name = value["env"]
-            if env_name not in os.environ:
+            if env_name in os.environ:
+                resolved[key] = os.environ[env_name]
+            elif "default" in value:
+                resolved[key] = value["default"]
+            else:
                 raise ConfigError(
                     f"setting '{dotted}' reads environment variable {env_name}, which is not set"
                 )
-            resolved[key] = os.environ[env_name]
         elif isinstance(value, dict):
             resolved[key] = resolve_secrets(value, f"{dotted}.")
         else:

@@ -12,6 +12,7 @@ set; ``imperfect db migrate`` applies them.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -110,6 +111,28 @@ def tortoise_config(database_url: str, all_models: Iterable[PluginModels]) -> di
     return {"connections": {"default": database_url}, "apps": apps, "use_tz": True}
 
 
+def check_migration_packages(config: dict[str, Any]) -> None:
+    """Every family with models needs its migrations package before it can serve."""
+    for plugin, app_config in config["apps"].items():
+        if importlib.util.find_spec(app_config["migrations"]) is None:
+            raise ConfigError(
+                f"plugin '{plugin}': its models have no migrations package "
+                f"{app_config['migrations']}; run `imperfect db makemigrations {plugin}`"
+            )
+
+
+async def unmigrated_changes(config: dict[str, Any]) -> list[str]:
+    """Families whose models differ from what their migrations build."""
+    from tortoise.migrations.autodetector import MigrationAutodetector
+
+    ctx = await Tortoise.init(config=config, init_connections=False)
+    try:
+        writers = await MigrationAutodetector(ctx.apps, config["apps"]).changes()
+    finally:
+        await Tortoise.close_connections()
+    return sorted({writer.app_label for writer in writers})
+
+
 async def init(config: dict[str, Any]) -> None:
     """Initialise Tortoise for the served app, reachable from every request task."""
     ensure_sqlite_directory(config["connections"]["default"])
@@ -142,25 +165,24 @@ async def migrate(config: dict[str, Any]) -> list[str]:
 
 
 async def make_migrations(config: dict[str, Any], plugin: str | None = None) -> list[str]:
-    """Write a new migration for each plugin whose models changed; return the files."""
+    """Write a new migration for each plugin whose models changed (or only ``plugin``).
+
+    The detector always sees every enabled family, so a migration of one family
+    records its dependencies on the migrations of the families it relates to.
+    """
     from tortoise.migrations.autodetector import MigrationAutodetector
 
     apps = config["apps"]
-    if plugin is not None:
-        if plugin not in apps:
-            raise ConfigError(f"plugin '{plugin}' is not enabled or has no models")
-        apps = {plugin: apps[plugin]}
+    if plugin is not None and plugin not in apps:
+        raise ConfigError(f"plugin '{plugin}' is not enabled or has no models")
     for app_config in apps.values():
         _ensure_package(app_config["migrations"])
-    ctx = await Tortoise.init(config={**config, "apps": config["apps"]}, init_connections=False)
+    ctx = await Tortoise.init(config=config, init_connections=False)
     try:
-        # The detector sees every app, so that a relation to another family's model
-        # makes the new migration depend on that family's migrations.
-        detector = MigrationAutodetector(ctx.apps, config["apps"])
-        writers = [w for w in await detector.changes() if w.app_label in apps]
-        return [str(writer.write()) for writer in writers]
+        writers = await MigrationAutodetector(ctx.apps, apps).changes()
     finally:
         await Tortoise.close_connections()
+    return [str(w.write()) for w in writers if plugin is None or w.app_label == plugin]
 
 
 def _ensure_package(dotted: str) -> None:

@@ -55,6 +55,7 @@ class Endpoint:
     media_type: str
     resolves_user: bool
     response_adapter: TypeAdapter[Any] | None = field(default=None, compare=False)
+    status_adapters: Mapping[int, TypeAdapter[Any]] = field(default_factory=dict, compare=False)
 
 
 def endpoint(
@@ -98,6 +99,7 @@ def endpoint(
             raise TypeError(f"@endpoint handler {handler.__qualname__} must be async def")
         adapter = TypeAdapter(response) if response is not None else None
         wanted = set(inspect.signature(handler).parameters)
+        _check_signature(handler, wanted, body=body, query=query, auth=auth)
         declared = Endpoint(
             name=handler.__name__,
             body=body,
@@ -117,6 +119,7 @@ def endpoint(
             media_type=media_type,
             resolves_user="user" in wanted,
             response_adapter=adapter,
+            status_adapters={code: TypeAdapter(model) for code, model in (responses or {}).items()},
         )
         wants_user, wants_identity = "user" in wanted, "identity" in wanted
         query_lists = _list_fields(query) if query else frozenset()
@@ -142,6 +145,25 @@ def endpoint(
         return wrapper
 
     return decorate
+
+
+def _check_signature(
+    handler: Callable[..., Any],
+    wanted: set[str],
+    *,
+    body: Any,
+    query: Any,
+    auth: AuthLevel,
+) -> None:
+    """Catch declaration mistakes when the module loads, not as a 500 per request."""
+    where = f"@endpoint handler {handler.__qualname__}"
+    for name, model in (("body", body), ("query", query)):
+        if model is not None and name not in wanted:
+            raise TypeError(f"{where} declares {name}= but takes no '{name}' parameter")
+        if model is None and name in wanted:
+            raise TypeError(f"{where} takes '{name}' but declares no {name}= model")
+    if auth == "public" and wanted & {"user", "identity"}:
+        raise TypeError(f"{where} is public, so it cannot take 'user' or 'identity'")
 
 
 def declared_endpoint(view: Callable[..., Any]) -> Endpoint | None:
@@ -209,10 +231,10 @@ def _respond(declared: Endpoint, result: Any) -> Any:
     status = declared.status
     if isinstance(result, tuple):
         result, status = result
-    if declared.response_adapter is None:
+    adapter = declared.status_adapters.get(status, declared.response_adapter)
+    if adapter is None:
         if result is not None:
             raise TypeError(f"{declared.name} declares no response model but returned a value")
         return Response(b"", status=status)
-    adapter = declared.response_adapter
     value = adapter.validate_python(result, from_attributes=True)
     return Response(adapter.dump_json(value), status=status, content_type=JSON)

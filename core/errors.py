@@ -84,24 +84,26 @@ class HTTPValidationError(BaseModel):
 
 
 def pydantic_errors(errors: list[Any], location: str) -> list[dict[str, Any]]:
-    """Turn pydantic's error list into FastAPI's 422 items, prefixing ``loc``."""
+    """Turn pydantic's error list into FastAPI's 422 items, prefixing ``loc``.
+
+    A body that is not JSON (or not UTF-8) is echoed as text with undecodable
+    bytes replaced, so the error itself always serialises.
+    """
     items = []
     for error in errors:
+        given = error.get("input")
+        if isinstance(given, bytes | bytearray):
+            given = bytes(given).decode("utf-8", "replace")
         item = {
             "type": error["type"],
             "loc": [location, *error["loc"]],
             "msg": error["msg"],
-            "input": _printable(error.get("input")),
+            "input": given,
         }
         if error.get("ctx"):
             item["ctx"] = {key: str(value) for key, value in error["ctx"].items()}
         items.append(item)
     return items
-
-
-def _printable(value: Any) -> Any:
-    """The input as JSON can carry it: a body that is not UTF-8 is echoed with U+FFFD."""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 # Codes for the statuses Werkzeug raises on its own (routing, body limits).

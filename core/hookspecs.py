@@ -9,9 +9,8 @@ implementation may accept any subset of a hook's arguments, so arguments can be
 added to a hook later without breaking existing plugins.
 
 Any hook may be ``async def`` (or return an awaitable): core awaits it. A hook
-that raises is attributed to its plugin: during loading that plugin is aborted
-or skipped according to its ``on_failure`` setting; at run time the error names
-the plugin.
+that raises while the app is built or started is attributed to its plugin,
+which is then aborted or skipped according to its ``on_failure`` setting.
 
 Plugins may define hooks of their own for other plugins to implement (that is
 how ``health_providers`` takes new providers and ``home`` new board sections):
@@ -44,7 +43,7 @@ PROJECT = "imperfect"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-ReadinessCheck = Callable[[], Awaitable[None]]
+ReadinessCheck = Callable[[], Awaitable[str | None]]
 
 
 @dataclass(frozen=True)
@@ -167,6 +166,8 @@ def readiness_checks(plugin: LoadedPlugin, platform: Platform) -> Mapping[str, R
     Runs once at start-up to collect the checks; each check then runs on every
     ``/readyz`` call with a time limit. A check passes by returning and fails
     by raising; the exception's message is reported (keep it free of secrets).
+    A passing check may return a short string saying how it passed (for example
+    ``"disabled: no REDIS_URL"``), reported as ``detail``.
     """
 
 
@@ -183,9 +184,10 @@ def cli_commands(plugin: LoadedPlugin, platform: Platform) -> Iterable[click.Com
 def resolve_user(identity: Identity, platform: Platform) -> Any:
     """Turn a verified Firebase identity into the caller's local user object.
 
-    Runs on every authenticated request, after the ID token is verified. The
-    first non-``None`` result becomes ``current_user``; when no plugin resolves
-    it, ``current_user`` is the :class:`~core.auth.Identity` itself. Raise
+    Runs on each request whose handler takes a ``user`` parameter, after the
+    ID token is verified. The first non-``None`` result is passed as ``user``;
+    when no plugin resolves it, ``user`` is the :class:`~core.auth.Identity`
+    itself. Raise
     :class:`core.errors.ApiError` to refuse the caller (for example 403 when
     no local record exists yet). May be async.
     """

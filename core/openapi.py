@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from apispec import APISpec
 from pydantic import TypeAdapter
 from quart import Quart
-from werkzeug.routing import Rule
+from werkzeug.routing import BaseConverter, Rule
 
 from core.endpoints import Endpoint, declared_endpoint
 from core.errors import ConflictError, ErrorResponse, HTTPValidationError
@@ -66,12 +66,22 @@ def openapi_path(rule: str) -> str:
     return _RULE_ARGUMENT.sub(lambda m: "{" + m.group("name") + "}", rule)
 
 
-def path_parameters(rule: str) -> list[dict[str, Any]]:
+def path_parameters(
+    rule: str, converters: Mapping[str, type[BaseConverter]] | None = None
+) -> list[dict[str, Any]]:
+    """Path parameters of ``rule``, each typed by its converter.
+
+    A converter class registered in the URL map (``converters``) may describe its
+    values itself with an ``openapi_schema`` attribute (a JSON Schema dict, for
+    example ``{"type": "string", "enum": [...]}``); otherwise the built-in
+    converters' types apply and anything else is a string.
+    """
     parameters = []
     for match in _RULE_ARGUMENT.finditer(rule):
         converter = match.group("converter") or "default"
         name = match.group("name")
-        schema = dict(_CONVERTER_SCHEMAS.get(converter, {"type": "string"}))
+        own = getattr((converters or {}).get(converter), "openapi_schema", None)
+        schema = dict(own or _CONVERTER_SCHEMAS.get(converter, {"type": "string"}))
         schema["title"] = name.replace("_", " ").title()
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
     return parameters
@@ -140,11 +150,11 @@ def build_spec(
             "description": "A Firebase Authentication ID token: `Authorization: Bearer <token>`.",
         },
     )
-    _merge_fragments(spec, components, fragments)
-    for name in sorted(components.schemas):
-        spec.components.schema(name, components.schemas[name])
     for tag in tags:
         spec.tag(tag)
+    _merge_fragments(spec, components, fragments, tags)
+    for name in sorted(components.schemas):
+        spec.components.schema(name, components.schemas[name])
 
     seen_ids: dict[str, str] = {}
     paths: dict[str, dict[str, Any]] = {}
@@ -161,14 +171,20 @@ def build_spec(
         paths.setdefault(path, {})[op.method.lower()] = _operation(
             op, op_id, body_schema, response_schema, query_params, others
         )
+    documented_by = {
+        (path, method): seen_ids[operation["operationId"]]
+        for path, methods in paths.items()
+        for method, operation in methods.items()
+    }
     for owner, fragment in fragments:
         for path, methods in fragment.get("paths", {}).items():
             for method, operation in methods.items():
-                if method in paths.get(path, {}):
+                if (path, method) in documented_by:
                     raise ConflictError(
-                        f"{method.upper()} {path} is documented by plugin '{owner}' "
-                        "and also served by a declared endpoint"
+                        f"{method.upper()} {path} is documented by both "
+                        f"plugin '{documented_by[path, method]}' and plugin '{owner}'"
                     )
+                documented_by[path, method] = owner
                 paths.setdefault(path, {})[method] = operation
     for path in sorted(paths):
         spec.path(path=path, operations=paths[path])
@@ -273,7 +289,8 @@ def _operation(
     others: dict[int, Any],
 ) -> dict[str, Any]:
     declared = op.declared
-    parameters = path_parameters(op.rule.rule) + query_params
+    in_path = path_parameters(op.rule.rule, op.rule.map.converters)
+    parameters = in_path + query_params
     success: dict[str, Any] = {"description": "Successful Response"}
     if response_schema is not None:
         success["content"] = {declared.media_type: {"schema": response_schema}}
@@ -283,6 +300,8 @@ def _operation(
     error_statuses = set(declared.errors)
     if declared.auth != "public":
         error_statuses.add(401)
+    if in_path:
+        error_statuses.add(404)  # a path value its converter refuses matches no route
     if declared.auth == "admin" or declared.resolves_user:
         error_statuses.add(403)  # missing admin claim, or resolve_user refusing the caller
     if body_schema is not None:
@@ -294,7 +313,7 @@ def _operation(
             "description": HTTPStatus(status).phrase,
             "content": {declared.media_type: {"schema": schema}},
         }
-    if parameters or body_schema is not None:
+    if query_params or body_schema is not None:  # bad path values never match: 404
         responses["422"] = {
             "description": "Validation Error",
             "content": _json_content({"$ref": REF.format(model="HTTPValidationError")}),
@@ -319,14 +338,26 @@ def _operation(
 
 
 def _merge_fragments(
-    spec: APISpec, components: Components, fragments: list[tuple[str, dict[str, Any]]]
+    spec: APISpec,
+    components: Components,
+    fragments: list[tuple[str, dict[str, Any]]],
+    tags: list[dict[str, Any]],
 ) -> None:
-    sections: dict[str, dict[str, tuple[str, Any]]] = {}
+    known_tags = {tag["name"]: "core (one tag per family)" for tag in tags}
+    sections: dict[str, dict[str, tuple[str, Any]]] = {
+        "securitySchemes": {SECURITY_SCHEME: ("core", None)}
+    }
     for owner, fragment in fragments:
         for key in fragment:
             if key not in ("tags", "components", "paths"):
                 raise ConflictError(f"plugin '{owner}': spec fragment key '{key}' is not supported")
         for tag in fragment.get("tags", []):
+            if tag.get("name") in known_tags:
+                raise ConflictError(
+                    f"plugin '{owner}': spec fragment tag '{tag.get('name')}' is already "
+                    f"defined by {known_tags[tag.get('name')]}"
+                )
+            known_tags[tag["name"]] = f"plugin '{owner}'"
             spec.tag(tag)
         for section, items in fragment.get("components", {}).items():
             if section != "schemas" and section not in _COMPONENT_METHODS:
@@ -339,14 +370,16 @@ def _merge_fragments(
                     continue
                 known = sections.setdefault(section, {})
                 if name in known and known[name][1] != content:
+                    first = known[name][0]
                     raise ConflictError(
-                        f"component {section} '{name}' is defined differently by plugin "
-                        f"'{known[name][0]}' and plugin '{owner}'"
+                        f"component {section} '{name}' is defined differently by "
+                        f"{'core' if first == 'core' else f'plugin {first!r}'} and plugin '{owner}'"
                     )
                 known[name] = (owner, content)
     for section, items in sections.items():
-        for name, (_, content) in sorted(items.items()):
-            getattr(spec.components, _COMPONENT_METHODS[section])(name, content)
+        for name, (owner, content) in sorted(items.items()):
+            if owner != "core":
+                getattr(spec.components, _COMPONENT_METHODS[section])(name, content)
 
 
 _COMPONENT_METHODS = {

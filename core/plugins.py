@@ -112,6 +112,25 @@ class Platform:
         kwargs = {"plugin": plugin, "platform": self, **kwargs}
         return impl.function(*[kwargs[arg] for arg in impl.argnames])
 
+    async def call_plugin(self, plugin: LoadedPlugin, hook_name: str, **kwargs: Any) -> Any:
+        """Call one plugin's own implementation of a hook (``None`` if it has none)."""
+        for owner, impl in self.impls(hook_name):
+            if owner is plugin:
+                result = self.call_one(plugin, impl, **kwargs)
+                return await result if inspect.isawaitable(result) else result
+        return None
+
+    def call_plugin_sync(self, plugin: LoadedPlugin, hook_name: str, **kwargs: Any) -> Any:
+        """Like :meth:`call_plugin`, for hooks that must be synchronous."""
+        for owner, impl in self.impls(hook_name):
+            if owner is plugin:
+                result = self.call_one(plugin, impl, **kwargs)
+                if inspect.isawaitable(result):
+                    getattr(result, "close", lambda: None)()
+                    raise TypeError(f"hook {hook_name} must not be async")
+                return result
+        return None
+
     async def call_each(
         self, hook_name: str, *, reverse: bool = False, **kwargs: Any
     ) -> list[tuple[LoadedPlugin, Any]]:
@@ -127,13 +146,10 @@ class Platform:
 
     def call_each_sync(self, hook_name: str, **kwargs: Any) -> list[tuple[LoadedPlugin, Any]]:
         """Call a hook that must be synchronous once per plugin."""
-        results = []
-        for plugin, impl in self.impls(hook_name):
-            result = self.call_one(plugin, impl, **kwargs)
-            if inspect.isawaitable(result):
-                raise PluginLoadError(plugin.name, f"hook {hook_name} must not be async")
-            results.append((plugin, result))
-        return results
+        return [
+            (plugin, self.call_plugin_sync(plugin, hook_name, **kwargs))
+            for plugin, _ in self.impls(hook_name)
+        ]
 
     def leave_out(self, name: str, reason: str) -> None:
         """Drop a loaded family that failed, and every family that requires it.

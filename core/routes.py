@@ -38,6 +38,7 @@ class Health(BaseModel):
 class CheckResult(BaseModel):
     ok: bool
     error: str | None = None
+    detail: str | None = None
 
 
 class PluginReadiness(BaseModel):
@@ -112,9 +113,9 @@ async def _database_check() -> None:
 
 async def _run_check(check, timeout: float) -> CheckResult:  # type: ignore[no-untyped-def]
     try:
-        await asyncio.wait_for(check(), timeout)
+        result = await asyncio.wait_for(check(), timeout)
     except TimeoutError:
         return CheckResult(ok=False, error=f"no answer within {timeout:g}s")
     except Exception as error:
         return CheckResult(ok=False, error=str(error) or type(error).__name__)
-    return CheckResult(ok=True)
+    return CheckResult(ok=True, detail=result if isinstance(result, str) else None)

@@ -28,7 +28,9 @@ from core import create_app
 from core.config import CoreSettings
 from core.emulator import AuthEmulator
 from core.testing import serving, settings_for, write_plugins_file
+from tests.fakes.alice import FakeAlice
 from tests.fakes.fcm import FakeFcm, serve_fake_fcm
+from tests.fakes.terra import FakeTerra
 
 ROOT = Path(__file__).resolve().parents[1]
 FIREBASE_BIN = Path(
@@ -39,6 +41,9 @@ BASE_DATABASE_URL = os.environ.get("DATABASE_URL", "")
 ON_POSTGRES = BASE_DATABASE_URL.startswith(("postgres://", "postgresql://"))
 
 DEFAULT_PLUGINS: dict[str, Any] = {"root": {"module": "plugins.root"}}
+# Redis for tests of event subscribers. When IMPERFECT_TEST_REDIS_URL is set (CI sets it),
+# a Redis that does not answer fails those tests; otherwise they are skipped, with the reason.
+REDIS_URL = os.environ.get("IMPERFECT_TEST_REDIS_URL", "")
 
 
 def free_port() -> int:
@@ -221,3 +226,57 @@ def imperfect(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis server that answers (``redis://127.0.0.1:6379/0`` unless configured)."""
+    import redis
+
+    url = REDIS_URL or "redis://127.0.0.1:6379/0"
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        if REDIS_URL:
+            pytest.fail(f"Redis at {url} does not answer: {error}")
+        pytest.skip(f"no Redis at {url} ({error}); set IMPERFECT_TEST_REDIS_URL to require one")
+    finally:
+        client.close()
+    return url
+
+
+@pytest.fixture
+def channel_prefix() -> str:
+    """A Redis channel prefix of this test's own, so concurrent runs never cross."""
+    return f"test-{uuid.uuid4().hex[:12]}.alice."
+
+
+@pytest.fixture
+def fake_alice() -> Iterator[FakeAlice]:
+    """A fake alice on a real socket, without Redis (see ``fake_alice_events``)."""
+    alice = FakeAlice().start()
+    try:
+        yield alice
+    finally:
+        alice.stop()
+
+
+@pytest.fixture
+def fake_alice_events(redis_url: str, channel_prefix: str) -> Iterator[FakeAlice]:
+    """A fake alice that also publishes its events on Redis, under this test's prefix."""
+    alice = FakeAlice(redis_url=redis_url, channel_prefix=channel_prefix).start()
+    try:
+        yield alice
+    finally:
+        alice.stop()
+
+
+@pytest.fixture
+def fake_terra() -> Iterator[FakeTerra]:
+    """A fake Terra API on a real socket."""
+    terra = FakeTerra().start()
+    try:
+        yield terra
+    finally:
+        terra.stop()

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from core import create_app
 from core.emulator import AuthEmulator
 
 PLUGINS = {"example": {"entry_point": "example", "settings": {"api_key": "k"}}}
@@ -108,3 +109,32 @@ async def test_revoked_token_is_401(app_client, auth_emulator: AuthEmulator):
             "/example/notes", headers={"Authorization": f"Bearer {fresh.id_token}"}
         )
         assert response.status_code == 200
+
+
+async def test_unverifiable_token_without_firebase_reach_is_503_not_500(app_client, monkeypatch):
+    """Outside the emulator, a token whose keys cannot be fetched is our outage: 503."""
+    monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json")
+    now = int(time.time())
+    header = base64.urlsafe_b64encode(b'{"alg":"RS256","kid":"k1","typ":"JWT"}').rstrip(b"=")
+    claims = {
+        "iss": "https://securetoken.google.com/demo-imperfect",
+        "aud": "demo-imperfect",
+        "sub": "someone",
+        "iat": now,
+        "exp": now + 3600,
+        "auth_time": now,
+    }
+    payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=")
+    token = f"{header.decode()}.{payload.decode()}.c2lnbmF0dXJl"
+    async with app_client(PLUGINS) as client:
+        response = await client.get("/example/notes", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 503
+        assert (await response.get_json())["code"] == "auth_unavailable"
+
+
+async def test_emulator_host_is_refused_in_production(core_settings, auth_emulator):
+    app = create_app(core_settings(PLUGINS, environment="production"))
+    with pytest.raises(Exception, match="FIREBASE_AUTH_EMULATOR_HOST is set while IMPERFECT_ENV"):
+        async with app.test_app():
+            pass

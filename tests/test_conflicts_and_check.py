@@ -11,6 +11,7 @@ import pytest
 from quart.testing.app import LifespanError
 
 from core import create_app
+from core.config import resolve_secrets
 from core.errors import ConfigError, ConflictError, PluginLoadError
 
 ROOT = {"module": "plugins.root"}
@@ -145,6 +146,19 @@ def test_check_fails_naming_plugin_and_key(imperfect, monkeypatch, plugins, expe
     assert "ok:" not in result.stdout
 
 
+def test_env_setting_with_a_default_loads_without_the_variable(monkeypatch):
+    monkeypatch.delenv("UNSET_VAR", raising=False)
+    monkeypatch.setenv("SET_VAR", "from-env")
+    raw = {
+        "a": {"env": "UNSET_VAR", "default": ""},
+        "b": {"env": "SET_VAR", "default": "fallback"},
+        "nested": {"c": {"env": "UNSET_VAR", "default": 3}},
+    }
+    assert resolve_secrets(raw) == {"a": "", "b": "from-env", "nested": {"c": 3}}
+    with pytest.raises(ConfigError, match="reads environment variable UNSET_VAR"):
+        resolve_secrets({"a": {"env": "UNSET_VAR"}})
+
+
 # --- on_failure ----------------------------------------------------------------------------
 
 FAILURES: dict[str, dict[str, Any]] = {
@@ -250,6 +264,17 @@ async def test_startup_failure_under_skip_answers_503_and_readyz_reports_it(app_
     assert report["database"]["ok"] is True
     assert report["plugins"]["fragile"]["ok"] is False
     assert "fragile" in report["plugins"]["fragile"]["checks"]["startup"]["error"]
+
+
+async def test_readyz_shows_what_a_passing_check_says(app_client):
+    async with app_client({"fragile": {"module": "tests.plugins.fragile"}}) as c:
+        ready = await c.get("/readyz")
+        assert ready.status_code == 200
+        report = await ready.get_json()
+    assert report["plugins"]["fragile"] == {
+        "ok": True,
+        "checks": {"failure_mode": {"ok": True, "error": None, "detail": "fails in nothing"}},
+    }
 
 
 async def test_startup_failure_under_abort_stops_the_app(app_client):

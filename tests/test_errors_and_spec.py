@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 from openapi_spec_validator import validate
+from werkzeug.routing import BaseConverter
+
+from core.openapi import path_parameters
 
 ROOT_DIR = Path(__file__).resolve().parents[1]
 CHECKED_IN_SPEC = ROOT_DIR / "docs" / "openapi.json"
@@ -70,6 +73,18 @@ async def test_served_spec_validates_and_has_an_etag(app_client):
     assert echo["responses"]["422"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/HTTPValidationError"
     }
+
+
+def test_a_converter_can_describe_its_path_parameter():
+    class Colour(BaseConverter):
+        regex = "(?:red|green)"
+        openapi_schema = {"type": "string", "enum": ["red", "green"]}
+
+    parameters = path_parameters("/paint/<colour:shade>/<int:coats>", {"colour": Colour})
+    assert [p["schema"] for p in parameters] == [
+        {"type": "string", "enum": ["red", "green"], "title": "Shade"},
+        {"type": "integer", "title": "Coats"},
+    ]
 
 
 def test_checked_in_spec_validates():
@@ -174,6 +189,17 @@ async def test_malformed_json_body_is_422(app_client, raw):
         assert_validation_error(body, "body")
         assert body["detail"][0]["type"] in ("json_invalid", "string_unicode")
         assert "X-Request-ID" in response.headers
+
+
+async def test_body_that_is_not_utf8_is_422_not_500(app_client):
+    async with app_client(PLUGINS) as client:
+        response = await client.post(
+            "/echo", data=b"\x9fT\xee", headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 422
+        body = await response.get_json()
+        assert_validation_error(body, "body")
+        assert body["detail"][0]["input"] == "\ufffdT\ufffd"
 
 
 async def test_invalid_body_fields_are_422_in_fastapi_shape(app_client):

@@ -1,7 +1,8 @@
 """The whole life of a user, from sign-up in the Firebase Auth Emulator to erasure.
 
-Pushes go to a fake FCM server over a real socket; another family (``journal``, which
-references users without cascading) stores rows and asks for pushes through hooks.
+Every default family is on (siblings faked on real sockets: alice, Terra, FCM), plus a
+test family (``journal``, which references users without cascading) that stores rows and
+asks for pushes through the send_push hook.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from core.models import OutboxMessage
 from core.outbox import utcnow
 from plugins.users import service
 from plugins.users.clients import IdentityUnavailable
+from tests.fakes.alice import FakeAlice
 from tests.fakes.fcm import FakeFcm
+from tests.fakes.terra import FakeTerra
+from tests.health_support import Member, connect, families
 from tests.support import bearer, dispatcher_of, fcm_token, new_account, users_family
 from tests.support.rows import count_user_rows
 
@@ -28,25 +32,41 @@ USER_TABLES = {
     "users_notification_preferences",
     "users_push_delivery",
     "journal_entry",
+    "health_providers_connection",
+    "health_providers_oauth_state",
 }
 
 
-def plugins(fake_fcm: FakeFcm) -> dict[str, object]:
+def plugins(
+    fake_fcm: FakeFcm, fake_alice: FakeAlice | None = None, fake_terra: FakeTerra | None = None
+) -> dict[str, object]:
+    """root, users and journal; with the fakes, also health_providers and terra."""
+    chosen: dict[str, object] = {}
+    if fake_alice is not None and fake_terra is not None:
+        terra = {"base_url": fake_terra.url, "dev_id": fake_terra.dev_id}
+        chosen = families(fake_alice.url, terra={**terra, "api_key": fake_terra.api_key})
     return {
+        **chosen,
         "root": {"module": "plugins.root"},
         "users": users_family(fake_fcm.url),
         "journal": {"module": "tests.plugins.journal"},
     }
 
 
-async def test_the_whole_life_of_a_user(app_client, auth_emulator: AuthEmulator, fake_fcm):
+async def test_the_whole_life_of_a_user(
+    app_client, auth_emulator: AuthEmulator, fake_fcm, fake_alice, fake_terra
+):
     account = new_account(auth_emulator)
     headers = bearer(account)
     token = fcm_token()
-    async with app_client(plugins(fake_fcm)) as client:
+    async with app_client(plugins(fake_fcm, fake_alice, fake_terra)) as client:
         created = await client.post("/users", headers=headers)
         assert created.status_code == 201
         user_id = (await created.get_json())["id"]
+        # Rows in another default family: a connected provider and one being connected.
+        await connect(client, Member(user_id, account.uid, headers), "garmin")
+        pending = await client.post("/health-providers/oura/connect", headers=headers)
+        assert pending.status_code == 200
 
         profile = await client.post(
             "/users_profiles",
@@ -119,7 +139,9 @@ async def test_the_whole_life_of_a_user(app_client, auth_emulator: AuthEmulator,
         assert exported.status_code == 200
         document = await exported.get_json()
         assert document["user"]["firebase_uid"] == account.uid
-        assert set(document["families"]) == {"users", "journal"}
+        assert {"users", "journal", "health_providers"} <= set(document["families"])
+        connections = document["families"]["health_providers"]["connections"]
+        assert [(c["provider"], c["status"]) for c in connections] == [("garmin", "connected")]
         mine = document["families"]["users"]
         assert [p["sport"] for p in mine["profiles"]] == ["running"]
         assert [d["token"] for d in mine["devices"]] == [token]
@@ -138,6 +160,7 @@ async def test_the_whole_life_of_a_user(app_client, auth_emulator: AuthEmulator,
         assert all(count == 0 for count in after.values()), after
         assert auth_emulator.lookup(account.uid) is None
         assert await OutboxMessage.filter(status="pending").count() == 0
+        assert (str(user_id), "garmin") not in fake_alice.connections  # revoked at alice
 
         again = await client.delete("/account", headers=headers)
         assert again.status_code == 401

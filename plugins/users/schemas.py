@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 Units = Literal["metric", "imperial"]
 Sport = Literal[
@@ -26,16 +33,29 @@ NotificationStatus = Literal["queued", "sent", "failed", "muted", "no_devices"]
 DeliveryStatus = Literal["pending", "sent", "failed", "skipped"]
 SINGLE_LINE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL refuses NUL)
 Category = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{0,39}$")]
+# single-line, and not only spaces: a pattern, so the spec says exactly what is accepted
 Goal = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=SINGLE_LINE),
+    StringConstraints(
+        max_length=200, pattern=r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
+    ),
 ]
 
 # Request bodies are JSON, which has types: take them as they are (no 0 for false, no
-# 1990.0 for 1990) and refuse unknown fields.
+# "1990" for 1990) and refuse unknown fields.
 BODY = ConfigDict(extra="forbid", strict=True)
-_TIMEZONES = frozenset(available_timezones())
-MIN_AGE = 13  # the youngest athlete the app serves
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 190.0 as an integer, so it is one here too."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# Integers as JSON Schema means them; the bounds come before the validator so that the
+# document shows them.
+BirthYear = Annotated[int, Field(ge=1900, le=2100), BeforeValidator(_integral)]
+HeartRate = Annotated[int, Field(ge=100, le=230), BeforeValidator(_integral)]
+_TIMEZONES = frozenset(available_timezones()) - {"Factory", "localtime"}
 
 
 class UsersSettings(BaseModel):
@@ -61,29 +81,19 @@ class UsersSettings(BaseModel):
         return value.rstrip("/")
 
 
-def omittable(**constraints: Any) -> Any:
-    """A PATCH field that may be left out but not set to null (pair it with ``_not_null``).
+def _omittable(enum: list[str] | None = None, **constraints: Any) -> Any:
+    """A field that may be left out but, when given, must not be ``null``.
 
-    The annotation stays ``X | None``, so pydantic reports errors at the field as for any
-    optional field; the documented schema drops the null that ``_not_null`` refuses.
+    Its default is never validated nor shown in the schema, so the contract
+    says exactly what a client may send.
     """
-    return Field(None, json_schema_extra=_without_null, **constraints)
 
+    def drop_default(schema: dict[str, Any]) -> None:
+        schema.pop("default", None)
+        if enum is not None:
+            schema["enum"] = enum
 
-def _without_null(schema: dict[str, Any]) -> None:
-    if "default" in schema and schema["default"] is None:
-        del schema["default"]  # not a value the schema allows
-    branches = [b for b in schema.pop("anyOf", []) if b != {"type": "null"}]
-    if len(branches) == 1:
-        schema.update(branches[0])
-    elif branches:
-        schema["anyOf"] = branches
-
-
-def _not_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("may be left out, but not null")
-    return value
+    return Field(None, json_schema_extra=drop_default, **constraints)
 
 
 # --- /users ----------------------------------------------------------------------------
@@ -104,18 +114,18 @@ class UserOut(BaseModel):
 
 
 class UserPatch(BaseModel):
-    """The fields a user may change about themselves; nothing else is writable."""
+    """The fields a user may change about themselves; nothing else is writable.
+
+    Omitted fields stay as they are. Only ``display_name`` may be cleared with
+    ``null``; the others always have a value, so ``null`` is refused.
+    """
 
     model_config = BODY
 
     display_name: str | None = Field(None, min_length=1, max_length=100, pattern=SINGLE_LINE)
-    locale: str | None = omittable(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)
-    timezone: str | None = omittable(
-        max_length=64, description="An IANA time zone name, such as 'Europe/Paris'."
-    )
-    units: Units | None = omittable()
-
-    _required = field_validator("locale", "timezone", "units")(_not_null)
+    locale: str = _omittable(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)
+    timezone: str = _omittable(enum=sorted(_TIMEZONES), max_length=64)
+    units: Units = _omittable()
 
     @field_validator("timezone")
     @classmethod
@@ -128,12 +138,6 @@ class UserPatch(BaseModel):
 # --- /users_profiles -------------------------------------------------------------------
 
 
-def _plausible_birth_year(value: int | None) -> int | None:
-    if value is not None and value > datetime.now(UTC).year - MIN_AGE:
-        raise ValueError(f"must be at least {MIN_AGE} years ago")
-    return value
-
-
 class ProfileFields(BaseModel):
     """What an athlete profile holds, with the ranges a coach would accept."""
 
@@ -141,12 +145,8 @@ class ProfileFields(BaseModel):
 
     weekly_hours: float | None = Field(None, ge=0, le=40, description="Training hours a week.")
     goals: list[Goal] = Field(default_factory=list, max_length=10)
-    birth_year: int | None = Field(
-        None, ge=1900, description=f"At least {MIN_AGE} years before the current year."
-    )
-    max_heart_rate: int | None = Field(None, ge=100, le=230)
-
-    _birth_year = field_validator("birth_year")(_plausible_birth_year)
+    birth_year: BirthYear | None = None
+    max_heart_rate: HeartRate | None = None
 
 
 class ProfileIn(ProfileFields):
@@ -159,11 +159,9 @@ class ProfileIn(ProfileFields):
 class ProfilePatch(ProfileFields):
     """Changes to a profile: only the fields sent change; null clears an optional one."""
 
-    sport: Sport | None = omittable()
-    level: Level | None = omittable()
-    goals: list[Goal] | None = omittable(max_length=10)
-
-    _required = field_validator("sport", "level", "goals")(_not_null)
+    sport: Sport = _omittable()
+    level: Level = _omittable()
+    goals: list[Goal] = _omittable(max_length=10)
 
 
 class ProfileOut(BaseModel):
@@ -208,10 +206,8 @@ class PreferencesOut(BaseModel):
 class PreferencesPatch(BaseModel):
     model_config = BODY
 
-    push_enabled: bool | None = omittable()
-    muted_categories: list[Category] | None = omittable(max_length=50)
-
-    _required = field_validator("push_enabled", "muted_categories")(_not_null)
+    push_enabled: bool = _omittable()
+    muted_categories: list[Category] = _omittable(max_length=50)
 
 
 class DeliveryOut(BaseModel):

@@ -1,0 +1,1 @@
+"""Fake outside services for the tests, served over real sockets."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 from quart import Blueprint
 
 from core import LoadedPlugin, PluginInfo, hookimpl
+from core.hookspecs import ReadinessCheck
 from tests.plugins.fragile.routes import blueprint
 
 PLUGIN = PluginInfo(version="1.0.0", description="Fails on purpose.")
@@ -36,3 +37,11 @@ def blueprints(plugin: LoadedPlugin) -> Iterable[Blueprint]:
 async def startup(plugin: LoadedPlugin) -> None:
     if plugin.settings.fail_in == "startup":
         raise RuntimeError("startup exploded")
+
+
+@hookimpl
+def readiness_checks(plugin: LoadedPlugin) -> Mapping[str, ReadinessCheck]:
+    async def failure_mode() -> str:
+        return f"fails in {plugin.settings.fail_in}"
+
+    return {"failure_mode": failure_mode}

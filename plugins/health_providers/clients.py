@@ -1,0 +1,322 @@
+"""alice, as docs/services/alice.md describes it: its HTTP API and its Redis events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from typing import Any, Literal, TypeVar
+
+import redis.asyncio as redis
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import ValidationError as PydanticValidationError
+from redis.exceptions import RedisError
+
+from core import ApiError
+from core.clients import ServiceClient
+
+log = logging.getLogger("imperfect.health_providers")
+
+ALICE = "alice"
+PAGE_SIZE = 200
+MAX_PAGES = 20
+
+# --- alice's bodies ---------------------------------------------------------------------
+
+
+class _AliceModel(BaseModel):
+    """alice may add fields; we read the ones the contract names."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class AliceAuthorization(_AliceModel):
+    authorization_id: str
+    authorize_url: HttpUrl
+    expires_at: datetime
+
+
+class AliceConnection(_AliceModel):
+    provider: str
+    status: Literal["connected", "revoked"]
+    connected_at: datetime
+    last_sync_at: datetime | None = None
+
+
+class AliceActivity(_AliceModel):
+    id: str
+    provider: str
+    sport: str
+    start_time: datetime
+    duration_s: float = Field(ge=0)
+    distance_m: float | None = Field(None, ge=0)
+
+
+class AliceDaily(_AliceModel):
+    date: date
+    provider: str
+    steps: int | None = None
+    resting_heart_rate: int | None = Field(None, gt=0)
+
+
+class AliceSleep(_AliceModel):
+    date: date
+    provider: str
+    duration_s: float = Field(ge=0)
+
+
+class AliceError(_AliceModel):
+    error: str = "unknown"
+    message: str = ""
+
+
+Item = TypeVar("Item", bound=_AliceModel)
+
+
+class _Page(_AliceModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None = None
+
+
+# --- the HTTP API ------------------------------------------------------------------------
+
+
+class AliceClient:
+    """The calls imperfect-api makes to alice; user ids are ours, as decimal strings."""
+
+    def __init__(self, http: ServiceClient) -> None:
+        self.http = http
+
+    async def start_authorization(
+        self, user_id: int, provider: str, state: str, redirect_uri: str
+    ) -> AliceAuthorization:
+        response = await self.http.request(
+            "POST",
+            "/v1/authorizations",
+            json={
+                "user_id": str(user_id),
+                "provider": provider,
+                "state": state,
+                "redirect_uri": redirect_uri,
+            },
+        )
+        if response.status_code != 201:
+            raise self._refused(response, f"start an authorization for {provider}")
+        return self.http.parse(response, AliceAuthorization)
+
+    async def complete_authorization(
+        self, user_id: int, provider: str, state: str, code: str, redirect_uri: str
+    ) -> AliceConnection:
+        response = await self.http.request(
+            "POST",
+            "/v1/authorizations/complete",
+            json={
+                "user_id": str(user_id),
+                "provider": provider,
+                "state": state,
+                "code": code,
+                "redirect_uri": redirect_uri,
+            },
+        )
+        if response.status_code != 200:
+            raise self._refused(response, f"complete the {provider} authorization")
+        return self.http.parse(response, AliceConnection)
+
+    async def connection(self, user_id: int, provider: str) -> AliceConnection | None:
+        """The user's connection to ``provider``, or ``None`` when alice has none."""
+        response = await self.http.request("GET", f"/v1/users/{user_id}/connections/{provider}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._refused(response, f"report the {provider} connection")
+        return self.http.parse(response, AliceConnection)
+
+    async def revoke(self, user_id: int, provider: str) -> bool:
+        """Revoke at the provider and forget the tokens; ``False`` if there was nothing."""
+        response = await self.http.request("DELETE", f"/v1/users/{user_id}/connections/{provider}")
+        if response.status_code == 404:
+            return False
+        if response.status_code != 204:
+            raise self._refused(response, f"revoke the {provider} connection")
+        return True
+
+    async def activities(
+        self, user_id: int, provider: str, start: date, end: date
+    ) -> list[AliceActivity]:
+        return await self._read_all(user_id, "activities", provider, start, end, AliceActivity)
+
+    async def dailies(
+        self, user_id: int, provider: str, start: date, end: date
+    ) -> list[AliceDaily]:
+        return await self._read_all(user_id, "dailies", provider, start, end, AliceDaily)
+
+    async def sleep(self, user_id: int, provider: str, start: date, end: date) -> list[AliceSleep]:
+        return await self._read_all(user_id, "sleep", provider, start, end, AliceSleep)
+
+    async def check(self) -> str:
+        response = await self.http.request("GET", "/health", retries=0)
+        if response.status_code != 200:
+            raise RuntimeError(f"alice answered HTTP {response.status_code} on /health")
+        return "reachable"
+
+    async def _read_all(
+        self,
+        user_id: int,
+        resource: str,
+        provider: str,
+        start: date,
+        end: date,
+        model: type[Item],
+    ) -> list[Item]:
+        """Every page of one data resource for ``[start, end]``."""
+        params: dict[str, Any] = {
+            "provider": provider,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "limit": PAGE_SIZE,
+        }
+        items: list[Item] = []
+        for _ in range(MAX_PAGES):
+            response = await self.http.request(
+                "GET", f"/v1/users/{user_id}/{resource}", params=params
+            )
+            if response.status_code != 200:
+                raise self._refused(response, f"read {resource}")
+            page = self.http.parse(response, _Page)
+            try:
+                items.extend(model.model_validate(item) for item in page.items)
+            except PydanticValidationError as error:
+                log.warning("alice sent an unexpected %s item: %s", resource, error)
+                raise ApiError(
+                    502, "upstream_invalid", "alice answered with an unexpected body."
+                ) from error
+            if page.next_cursor is None:
+                return items
+            params["cursor"] = page.next_cursor
+        raise ApiError(
+            502, "upstream_invalid", f"alice returned more than {MAX_PAGES} pages of {resource}."
+        )
+
+    def _refused(self, response: Any, what: str) -> ApiError:
+        """A 4xx from alice: it understood us and said no."""
+        try:
+            body = AliceError.model_validate_json(response.content)
+        except PydanticValidationError:
+            body = AliceError()
+        log.warning("alice refused to %s: HTTP %s %s", what, response.status_code, body)
+        reason = f": {body.message}" if body.message else ""
+        return ApiError(
+            502,
+            "upstream_rejected",
+            f"alice refused to {what} (HTTP {response.status_code}, {body.error}){reason}",
+        )
+
+
+# --- the Redis events --------------------------------------------------------------------
+
+EventType = Literal["connection.revoked", "ingestion.completed", "backfill.completed"]
+EVENT_TYPES: tuple[EventType, ...] = (
+    "connection.revoked",
+    "ingestion.completed",
+    "backfill.completed",
+)
+
+
+class AliceEvent(_AliceModel):
+    """One event alice published; ``event_id`` is the same each time alice republishes it."""
+
+    event_id: str = Field(min_length=1, max_length=64)
+    type: EventType
+    occurred_at: datetime
+    user_id: str
+    provider: str
+
+
+class AliceEvents:
+    """A background subscription to alice's channels that survives Redis going away.
+
+    ``start`` runs it as a task: subscribe, hand each event to ``handle`` one at a
+    time, and on any Redis failure reconnect with a doubling backoff (capped).
+    ``status`` says whether it is connected, for ``/readyz``.
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        channel_prefix: str,
+        handle: Callable[[AliceEvent], Awaitable[object]],
+        *,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.redis_url = redis_url
+        self.channels = {f"{channel_prefix}{kind}": kind for kind in EVENT_TYPES}
+        self.handle = handle
+        self.max_backoff = max_backoff
+        self.connected = False
+        self.last_error: str | None = None
+        self.processed = 0  # messages taken off the channels, whatever became of them
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="alice-events")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.connected = False
+
+    def status(self) -> str:
+        if not self.connected:
+            why = self.last_error or "connecting"
+            raise RuntimeError(f"not subscribed to alice events ({why}); retrying")
+        return f"subscribed to {len(self.channels)} alice channels"
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            client = redis.Redis.from_url(
+                self.redis_url, socket_connect_timeout=5, health_check_interval=30
+            )
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(*self.channels)
+                self.connected, self.last_error, backoff = True, None, 0.5
+                log.info("subscribed to alice events on %s", ", ".join(self.channels))
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
+                        await self._deliver(message["channel"], message["data"])
+            except (RedisError, OSError) as error:
+                self.last_error = str(error) or type(error).__name__
+                log.warning("alice events: %s; reconnecting in %.1fs", self.last_error, backoff)
+            except Exception as error:  # a bug must not end event handling for good
+                self.last_error = repr(error)
+                log.exception("alice events failed; reconnecting in %.1fs", backoff)
+            finally:
+                self.connected = False
+                await pubsub.aclose()
+                await client.aclose()
+            await asyncio.sleep(backoff * (0.5 + random.random()))
+            backoff = min(backoff * 2, self.max_backoff)
+
+    async def _deliver(self, channel: bytes, data: bytes) -> None:
+        """Validate one message and hand it over; a bad message is logged, never fatal."""
+        try:
+            event = AliceEvent.model_validate(json.loads(data))
+            if event.type != self.channels.get(channel.decode()):
+                raise ValueError(f"type {event.type} on the wrong channel")
+        except (ValueError, PydanticValidationError) as error:
+            log.warning("dropped a malformed alice event on %s: %s", channel, error)
+        else:
+            try:
+                await self.handle(event)
+            except Exception:
+                log.exception("failed to handle alice event %s (%s)", event.event_id, event.type)
+        finally:
+            self.processed += 1

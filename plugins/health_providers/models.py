@@ -1,0 +1,62 @@
+"""The storage of the ``health_providers`` family.
+
+alice holds the credentials and the data; these tables hold what this API needs to
+orchestrate: each user's connection state, the pending OAuth authorizations, and
+the alice events already handled.
+"""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+CONNECTED = "connected"
+REVOKED = "revoked"
+
+
+class Connection(Model):
+    """A user connection to one provider, as alice last reported it."""
+
+    id = fields.IntField(primary_key=True)
+    user = fields.ForeignKeyField(
+        "users.User", related_name="health_connections", on_delete=fields.CASCADE
+    )
+    provider = fields.CharField(max_length=32)
+    status = fields.CharField(max_length=16)
+    connected_at = fields.DatetimeField()
+    last_sync_at = fields.DatetimeField(null=True)
+    backfill_completed_at = fields.DatetimeField(null=True)
+    revoked_at = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "health_providers_connection"
+        unique_together = (("user", "provider"),)
+
+
+class OAuthState(Model):
+    """A pending authorization, found by the hash of its one-time state."""
+
+    id = fields.IntField(primary_key=True)
+    state_hash = fields.CharField(max_length=64, unique=True)
+    user = fields.ForeignKeyField(
+        "users.User", related_name="health_oauth_states", on_delete=fields.CASCADE
+    )
+    provider = fields.CharField(max_length=32)
+    expires_at = fields.DatetimeField(db_index=True)
+    consumed_at = fields.DatetimeField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "health_providers_oauth_state"
+
+
+class HandledEvent(Model):
+    """An alice event already handled. The primary key makes handling happen once."""
+
+    event_id = fields.CharField(max_length=64, primary_key=True)
+    type = fields.CharField(max_length=40)
+    handled_at = fields.DatetimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        table = "health_providers_handled_event"

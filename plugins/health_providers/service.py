@@ -1,0 +1,536 @@
+"""Health-provider connections: the registry, connect/callback/disconnect, insights, events.
+
+alice does the OAuth work and keeps the tokens and the data; this module decides
+who may do what, keeps each user's connection state, and turns alice's data into
+what onboarding shows. Nothing here knows about HTTP requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError as PydanticValidationError
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from core import ApiError, Platform, PushMessage
+from core.errors import ConflictError, PluginLoadError
+from plugins.health_providers.clients import (
+    AliceActivity,
+    AliceClient,
+    AliceConnection,
+    AliceDaily,
+    AliceEvent,
+    AliceSleep,
+)
+from plugins.health_providers.hookspecs import ProviderSpec
+from plugins.health_providers.models import (
+    CONNECTED,
+    REVOKED,
+    Connection,
+    HandledEvent,
+    OAuthState,
+)
+from plugins.health_providers.schemas import (
+    CallbackQuery,
+    CatalogueEntry,
+    ConnectionOut,
+    ConnectOut,
+    HealthProvidersSettings,
+    Insights,
+    LongestSession,
+    RestingHeartRate,
+    SleepSummary,
+    SportVolume,
+    TrainingVolume,
+    TypicalWeek,
+)
+from plugins.users.models import User
+
+log = logging.getLogger("imperfect.health_providers")
+
+FAMILY = "health_providers"
+STALE_STATES = timedelta(days=1)
+HANDLED_EVENT_RETENTION = timedelta(days=7)
+PRUNE_EVERY = timedelta(hours=1)
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+# --- the registry ------------------------------------------------------------------------
+
+BUILT_IN: tuple[ProviderSpec, ...] = (
+    ProviderSpec(name="garmin", display_name="Garmin", kind="device"),
+    ProviderSpec(name="oura", display_name="Oura", kind="device"),
+    ProviderSpec(name="whoop", display_name="WHOOP", kind="device"),
+    ProviderSpec(name="strava", display_name="Strava", kind="app"),
+    ProviderSpec(name="polar", display_name="Polar", kind="device"),
+    ProviderSpec(name="fitbit", display_name="Fitbit", kind="device"),
+    ProviderSpec(name="withings", display_name="Withings", kind="device"),
+)
+
+
+def build_registry(platform: Platform) -> dict[str, ProviderSpec]:
+    """Every contributed provider by name, in the order families contributed them."""
+    providers: dict[str, ProviderSpec] = {}
+    owners: dict[str, str] = {}
+    for plugin, items in platform.call_each_sync("health_providers"):
+        for item in items or ():
+            try:
+                spec = ProviderSpec.model_validate(item)
+            except PydanticValidationError as error:
+                raise PluginLoadError(
+                    plugin.name, f"invalid health provider {item!r}: {error}"
+                ) from error
+            if spec.name in providers:
+                raise ConflictError(
+                    f"health provider '{spec.name}' is contributed by both plugin "
+                    f"'{owners[spec.name]}' and plugin '{plugin.name}'"
+                )
+            providers[spec.name], owners[spec.name] = spec, plugin.name
+    return providers
+
+
+def connect_path(provider: ProviderSpec) -> str:
+    return provider.connect_path or f"/health-providers/{provider.name}/connect"
+
+
+# --- connect and callback ----------------------------------------------------------------
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _hash(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def callback_url(settings: HealthProvidersSettings, provider: ProviderSpec) -> str:
+    """Where the provider sends the browser back: this API's public callback route."""
+    return f"{str(settings.public_url).rstrip('/')}/health-providers/{provider.name}/callback"
+
+
+async def start_authorization(
+    alice: AliceClient, settings: HealthProvidersSettings, user: User, provider: ProviderSpec
+) -> ConnectOut:
+    """Ask alice for an authorize URL under a fresh one-time state, then remember the state.
+
+    The state is stored only after alice answered, so a failing alice leaves nothing
+    behind. Only its hash is stored: a leaked table cannot finish anyone's flow.
+    """
+    if provider.connect != "oauth":
+        raise ApiError(
+            409,
+            "connect_elsewhere",
+            f"{provider.display_name} is connected through POST {provider.connect_path}.",
+        )
+    state = secrets.token_urlsafe(32)
+    started = await alice.start_authorization(
+        user.id, provider.name, state, callback_url(settings, provider)
+    )
+    now = _now()
+    expires_at = now + timedelta(seconds=settings.state_ttl_seconds)
+    await OAuthState.create(
+        state_hash=_hash(state), user_id=user.id, provider=provider.name, expires_at=expires_at
+    )
+    await OAuthState.filter(expires_at__lt=now - STALE_STATES).delete()
+    return ConnectOut(
+        provider=provider.name,
+        authorize_url=str(started.authorize_url),
+        state=state,
+        expires_at=expires_at,
+    )
+
+
+@dataclass(frozen=True)
+class CallbackOutcome:
+    """How a callback ended: ``reason`` is ``None`` on success."""
+
+    provider: str
+    reason: str | None = None
+
+
+async def _claim_state(state: str, provider: ProviderSpec) -> int | str:
+    """Spend the one-time state: the user id it was issued to, or why it cannot be used.
+
+    One conditional UPDATE decides, so of two callbacks racing with the same state
+    exactly one wins, on any instance.
+    """
+    now = _now()
+    row = await OAuthState.get_or_none(state_hash=_hash(state), provider=provider.name)
+    if row is None:
+        return "unknown_state"
+    claimed = await OAuthState.filter(id=row.id, consumed_at=None, expires_at__gt=now).update(
+        consumed_at=now
+    )
+    if claimed == 1:
+        return row.user_id
+    if row.consumed_at is None and row.expires_at <= now:
+        return "state_expired"
+    return "state_used"
+
+
+async def finish_authorization(
+    alice: AliceClient,
+    settings: HealthProvidersSettings,
+    provider: ProviderSpec,
+    query: CallbackQuery,
+) -> CallbackOutcome:
+    """The provider sent the browser back: check the state, let alice exchange the code.
+
+    A malformed callback (no state, or neither code nor error) is refused before
+    anything else. Then the state is checked and spent (even when the provider
+    reports an error), as OAuth asks. A connection row is written only after
+    alice has the tokens; every failure leaves connections untouched.
+    """
+    if not query.state or not (query.code or query.error):
+        return CallbackOutcome(provider.name, "invalid_request")
+    claimed = await _claim_state(query.state, provider)
+    if isinstance(claimed, str):
+        return CallbackOutcome(provider.name, claimed)
+    if query.error or not query.code:
+        reason = "access_denied" if query.error == "access_denied" else "provider_error"
+        return CallbackOutcome(provider.name, reason)
+    try:
+        connection = await alice.complete_authorization(
+            claimed, provider.name, query.state, query.code, callback_url(settings, provider)
+        )
+    except ApiError as error:
+        reason = {504: "alice_timeout"}.get(error.status, "alice_unavailable")
+        if error.code == "upstream_rejected":
+            reason = "authorization_failed"
+        return CallbackOutcome(provider.name, reason)
+    await _mirror(claimed, provider.name, connection, new=True)
+    return CallbackOutcome(provider.name)
+
+
+def app_redirect(settings: HealthProvidersSettings, outcome: CallbackOutcome) -> str:
+    """The app URL with ``status``, ``provider`` and, on failure, ``reason`` added."""
+    parts = urlsplit(settings.app_redirect_url)
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    params += [("status", "error" if outcome.reason else "connected")]
+    params += [("provider", outcome.provider)]
+    if outcome.reason:
+        params += [("reason", outcome.reason)]
+    return urlunsplit(parts._replace(query=urlencode(params)))
+
+
+# --- connection state --------------------------------------------------------------------
+
+
+async def _mirror(
+    user_id: int, provider: str, remote: AliceConnection | None, *, new: bool = False
+) -> Connection | None:
+    """Make the local row say what alice says (alice is the source of truth).
+
+    ``new``: alice just completed an authorization, so a backfill starts over.
+    """
+    if remote is None:
+        await Connection.filter(user_id=user_id, provider=provider).delete()
+        return None
+    values: dict[str, Any] = {
+        "status": remote.status,
+        "connected_at": remote.connected_at,
+        "revoked_at": _now() if remote.status == REVOKED else None,
+    }
+    if new:
+        values["backfill_completed_at"] = None
+    if remote.last_sync_at is not None:
+        values["last_sync_at"] = remote.last_sync_at
+    mine = Connection.filter(user_id=user_id, provider=provider)
+    try:
+        async with in_transaction():
+            row = await mine.select_for_update().first()
+            if row is None:
+                return await Connection.create(user_id=user_id, provider=provider, **values)
+            if row.status == REVOKED and remote.status == REVOKED:
+                values["revoked_at"] = row.revoked_at
+            await row.update_from_dict(values).save()
+            return row
+    except IntegrityError:  # a concurrent request created the row first: update it
+        row = await mine.get()
+        await row.update_from_dict(values).save()
+        return row
+
+
+def _connection_out(provider: str, row: Connection | None) -> ConnectionOut:
+    if row is None:
+        return ConnectionOut(provider=provider, status="not_connected")
+    return ConnectionOut.model_validate(row, from_attributes=True)
+
+
+async def catalogue(providers: Mapping[str, ProviderSpec], user: User) -> list[CatalogueEntry]:
+    """Every provider with the caller's connection state as last known here."""
+    rows = {row.provider: row for row in await Connection.filter(user_id=user.id)}
+    return [
+        CatalogueEntry(
+            name=spec.name,
+            display_name=spec.display_name,
+            kind=spec.kind,
+            connect=spec.connect,
+            connect_path=connect_path(spec),
+            connection=_connection_out(spec.name, rows.get(spec.name)),
+        )
+        for spec in providers.values()
+    ]
+
+
+async def read_connection(alice: AliceClient, user: User, provider: ProviderSpec) -> ConnectionOut:
+    """The connection as alice reports it now, recorded here for the catalogue."""
+    remote = await alice.connection(user.id, provider.name)
+    return _connection_out(provider.name, await _mirror(user.id, provider.name, remote))
+
+
+async def disconnect(alice: AliceClient, user: User, provider: ProviderSpec) -> None:
+    """alice revokes at the provider; then the local row goes. Safe to repeat.
+
+    If alice cannot be reached the row stays: the tokens still exist, so the
+    connection is not gone.
+    """
+    await alice.revoke(user.id, provider.name)
+    await Connection.filter(user_id=user.id, provider=provider.name).delete()
+
+
+# --- onboarding insights -----------------------------------------------------------------
+
+
+async def insights(
+    alice: AliceClient, settings: HealthProvidersSettings, user: User, provider: ProviderSpec
+) -> Insights:
+    """What onboarding shows from the provider's recent data, read from alice."""
+    row = await Connection.get_or_none(user_id=user.id, provider=provider.name, status=CONNECTED)
+    if row is None:
+        raise ApiError(409, "provider_not_connected", f"Connect {provider.display_name} first.")
+    zone = ZoneInfo(user.timezone)
+    end = datetime.now(zone).date()
+    start = end - timedelta(days=settings.insights_days - 1)
+    activities = await alice.activities(user.id, provider.name, start, end)
+    dailies = await alice.dailies(user.id, provider.name, start, end)
+    nights = await alice.sleep(user.id, provider.name, start, end)
+    return summarise(
+        provider.name,
+        start,
+        end,
+        zone,
+        activities,
+        dailies,
+        nights,
+        backfill_complete=row.backfill_completed_at is not None,
+    )
+
+
+def summarise(
+    provider: str,
+    start: date,
+    end: date,
+    zone: ZoneInfo,
+    activities: Iterable[AliceActivity],
+    dailies: Iterable[AliceDaily],
+    nights: Iterable[AliceSleep],
+    *,
+    backfill_complete: bool,
+) -> Insights:
+    """Training volume, longest session, typical week, resting heart rate and sleep.
+
+    Activities are placed on the user's local calendar (``zone``). A weekday is a
+    usual training day when the user trained on it in at least half of the weeks.
+    """
+    days = (end - start).days + 1
+    weeks = days / 7
+    window = [a for a in activities if start <= a.start_time.astimezone(zone).date() <= end]
+
+    by_sport: dict[str, list[AliceActivity]] = defaultdict(list)
+    for activity in window:
+        by_sport[activity.sport].append(activity)
+    sports = sorted(
+        (
+            SportVolume(
+                sport=sport,
+                sessions=len(items),
+                duration_s=round(sum(a.duration_s for a in items)),
+                distance_m=round(sum(a.distance_m or 0 for a in items)),
+            )
+            for sport, items in by_sport.items()
+        ),
+        key=lambda volume: (-volume.duration_s, volume.sport),
+    )
+    total_duration = sum(a.duration_s for a in window)
+    total_distance = sum(a.distance_m or 0 for a in window)
+    volume = TrainingVolume(
+        sessions=len(window),
+        duration_s=round(total_duration),
+        distance_m=round(total_distance),
+        by_sport=sports,
+    )
+
+    longest = max(window, key=lambda a: (a.duration_s, a.start_time), default=None)
+    longest_session = (
+        LongestSession(
+            sport=longest.sport,
+            start_time=longest.start_time,
+            duration_s=round(longest.duration_s),
+            distance_m=None if longest.distance_m is None else round(longest.distance_m),
+        )
+        if longest
+        else None
+    )
+
+    active_dates = {a.start_time.astimezone(zone).date() for a in window}
+    weeks_per_weekday = Counter(WEEKDAYS[day.weekday()] for day in active_dates)
+    usual_days = [d for d in WEEKDAYS if weeks_per_weekday[d] >= weeks / 2]
+    typical_week = TypicalWeek(
+        sessions=round(len(window) / weeks, 1),
+        duration_s=round(total_duration / weeks),
+        distance_m=round(total_distance / weeks),
+        active_days=round(len(active_dates) / weeks, 1),
+        usual_training_days=usual_days,
+    )
+
+    rested = sorted(
+        (d for d in dailies if d.resting_heart_rate and start <= d.date <= end),
+        key=lambda d: d.date,
+    )
+    resting = (
+        RestingHeartRate(
+            average_bpm=round(sum(d.resting_heart_rate or 0 for d in rested) / len(rested)),
+            latest_bpm=rested[-1].resting_heart_rate or 0,
+            latest_date=rested[-1].date,
+            days_with_data=len(rested),
+        )
+        if rested
+        else None
+    )
+
+    slept = [n for n in nights if start <= n.date <= end and n.duration_s > 0]
+    sleep = (
+        SleepSummary(
+            average_duration_s=round(sum(n.duration_s for n in slept) / len(slept)),
+            nights=len(slept),
+        )
+        if slept
+        else None
+    )
+    return Insights(
+        provider=provider,
+        start=start,
+        end=end,
+        days=days,
+        training_volume=volume,
+        longest_session=longest_session,
+        typical_week=typical_week,
+        resting_heart_rate=resting,
+        sleep=sleep,
+        backfill_complete=backfill_complete,
+    )
+
+
+# --- alice events ------------------------------------------------------------------------
+
+
+class _AlreadyHandled(Exception):
+    """Another subscriber (this instance or another) recorded the event first."""
+
+
+class EventHandler:
+    """Applies each alice event exactly once across every instance sharing the database.
+
+    The event id goes into ``health_providers_handled_event`` first, in the same
+    transaction as the change it causes (and the push it queues): the primary key
+    lets one transaction win, the others roll back and skip the event.
+    """
+
+    def __init__(self, platform: Platform, providers: Mapping[str, ProviderSpec]) -> None:
+        self.platform = platform
+        self.providers = providers
+        self._pruned_at: datetime | None = None
+
+    async def __call__(self, event: AliceEvent) -> bool:
+        """Handle one event; ``False`` when it was already handled (or is not for us)."""
+        provider = self.providers.get(event.provider)
+        if provider is None or not event.user_id.isdigit():
+            log.info("ignored alice event %s for %s", event.event_id, event.provider)
+            return False
+        try:
+            async with in_transaction():
+                try:
+                    await HandledEvent.create(event_id=event.event_id, type=event.type)
+                except IntegrityError as error:
+                    raise _AlreadyHandled from error
+                await self._apply(event, int(event.user_id), provider)
+        except _AlreadyHandled:
+            log.info("alice event %s was already handled", event.event_id)
+            return False
+        await self._prune()
+        return True
+
+    async def _apply(self, event: AliceEvent, user_id: int, provider: ProviderSpec) -> None:
+        mine = Connection.filter(user_id=user_id, provider=provider.name, status=CONNECTED)
+        if event.type == "connection.revoked":
+            row = await mine.select_related("user").first()
+            if row is None:
+                return
+            await mine.update(status=REVOKED, revoked_at=event.occurred_at)
+            await self.platform.call_each(
+                "send_push",
+                user=row.user,
+                push=PushMessage(
+                    title=f"{provider.display_name} is disconnected",
+                    body=(
+                        f"{provider.display_name} stopped sharing your data. "
+                        "Reconnect it to keep your training up to date."
+                    ),
+                    category="health_provider_revoked",
+                    data={"provider": provider.name},
+                ),
+            )
+            return
+        newer = Q(last_sync_at__isnull=True) | Q(last_sync_at__lt=event.occurred_at)
+        await mine.filter(newer).update(last_sync_at=event.occurred_at)
+        if event.type == "backfill.completed":
+            await mine.update(backfill_completed_at=event.occurred_at)
+
+    async def _prune(self) -> None:
+        """Forget handled ids once alice can no longer republish them (hourly at most)."""
+        now = _now()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        await HandledEvent.filter(handled_at__lt=now - HANDLED_EVENT_RETENTION).delete()
+
+
+# --- account deletion and export ---------------------------------------------------------
+
+
+async def forget_user(alice: AliceClient, providers: Iterable[str], user: User) -> None:
+    """Revoke every provider at alice, then delete the user's rows here. Safe to repeat."""
+    for name in providers:
+        await alice.revoke(user.id, name)
+    await Connection.filter(user_id=user.id).delete()
+    await OAuthState.filter(user_id=user.id).delete()
+
+
+async def export_user(user: User) -> dict[str, Any]:
+    rows = await Connection.filter(user_id=user.id).order_by("provider")
+    return {
+        "connections": [
+            {
+                "provider": row.provider,
+                "status": row.status,
+                "connected_at": row.connected_at.isoformat(),
+                "last_sync_at": row.last_sync_at and row.last_sync_at.isoformat(),
+                "backfill_completed_at": row.backfill_completed_at
+                and row.backfill_completed_at.isoformat(),
+                "revoked_at": row.revoked_at and row.revoked_at.isoformat(),
+            }
+            for row in rows
+        ]
+    }

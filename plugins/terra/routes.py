@@ -1,0 +1,41 @@
+"""``/session`` and ``/session/sdk-token``: connecting Terra-backed sources."""
+
+from __future__ import annotations
+
+from quart import Blueprint
+
+from core import LoadedPlugin, current_platform, endpoint
+from plugins.terra import service
+from plugins.terra.schemas import SdkTokenOut, WidgetSessionOut
+from plugins.users.models import User
+
+blueprint = Blueprint("terra", __name__)
+TERRA_ERRORS = (403, 502, 503, 504)
+
+
+def _family() -> LoadedPlugin:
+    return current_platform().plugins[service.FAMILY]
+
+
+@blueprint.post(service.SESSION_PATH)
+@endpoint(response=WidgetSessionOut, status=201, errors=TERRA_ERRORS)
+async def create_session(user: User) -> WidgetSessionOut:
+    """A Terra widget session for the caller: open ``url`` to connect a Terra-backed source.
+
+    Providers, language and redirect URLs come from the deployment's settings.
+    503 ``terra_not_configured`` when the deployment has no Terra credentials; 502
+    when Terra refuses (``terra_credentials_rejected``, ``terra_rejected``) or
+    fails; 504 when it does not answer in time.
+    """
+    family = _family()
+    return await service.widget_session(family.state.terra, family.settings, user)
+
+
+@blueprint.post(service.SDK_TOKEN_PATH)
+@endpoint(response=SdkTokenOut, status=201, errors=TERRA_ERRORS)
+async def create_sdk_token(user: User) -> SdkTokenOut:
+    """A Terra mobile SDK token (valid 180 s) for connecting Apple Health or Samsung Health.
+
+    Errors as for ``POST /session``.
+    """
+    return await service.sdk_token(_family().state.terra, user)

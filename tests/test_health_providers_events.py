@@ -1,0 +1,282 @@
+"""alice's Redis events against a real Redis: each handled once, however many subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from quart.testing import QuartClient
+
+from core.app import runtime_of
+from core.emulator import AuthEmulator
+from core.plugins import LoadedPlugin
+from plugins.health_providers.clients import AliceEvents
+from plugins.health_providers.models import Connection, HandledEvent
+from plugins.health_providers.service import EventHandler
+from tests.conftest import free_port
+from tests.fakes.alice import FakeAlice
+from tests.health_support import connect, families, member
+from tests.plugins.push_recorder.models import RecordedPush
+
+NOTIFIER = {"push_recorder": {"module": "tests.plugins.push_recorder"}}
+
+
+def with_events(alice: FakeAlice, redis_url: str, **extra: Any) -> dict[str, Any]:
+    settings = {"redis_url": redis_url, "event_channel_prefix": alice.channel_prefix}
+    return families(alice.url, settings=settings, **extra)
+
+
+def family(client: QuartClient) -> LoadedPlugin:
+    return runtime_of(client.app).platform.plugins["health_providers"]
+
+
+async def eventually(condition: Callable[[], Any], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def subscribed(redis_url: str, channel: str, count: int) -> None:
+    """Wait until Redis itself counts ``count`` subscribers on ``channel``."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        deadline = time.monotonic() + 5
+        while (await client.pubsub_numsub(channel))[0][1] != count:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{channel} never had {count} subscribers")
+            await asyncio.sleep(0.02)
+    finally:
+        await client.aclose()
+
+
+async def test_revoked_event_published_twice_to_two_subscribers_is_handled_once(
+    app_client, auth_emulator: AuthEmulator, fake_alice_events: FakeAlice, redis_url: str
+):
+    alice = fake_alice_events
+    async with app_client(with_events(alice, redis_url, **NOTIFIER)) as client:
+        ann = await member(client, auth_emulator)
+        await connect(client, ann, "garmin")
+        await connect(client, ann, "oura")
+        health = family(client)
+        first: AliceEvents = health.state.events
+        # A second subscriber, with its own Redis connection, on the same database: what a
+        # second app instance runs.
+        second = AliceEvents(
+            redis_url,
+            alice.channel_prefix,
+            EventHandler(runtime_of(client.app).platform, health.state.providers),
+        )
+        second.start()
+        try:
+            channel = f"{alice.channel_prefix}connection.revoked"
+            await subscribed(redis_url, channel, 2)
+            event_id = alice.revoke_at_provider(ann.id, "garmin")
+            alice.revoke_at_provider(ann.id, "garmin", event_id=event_id)  # alice republishes
+            await eventually(lambda: first.processed == 2 and second.processed == 2)
+        finally:
+            await second.stop()
+
+        garmin = await Connection.get(user_id=ann.id, provider="garmin")
+        assert garmin.status == "revoked" and garmin.revoked_at is not None
+        oura = await Connection.get(user_id=ann.id, provider="oura")
+        assert oura.status == "connected"  # only the revoked provider changed
+        assert [e.event_id for e in await HandledEvent.all()] == [event_id]
+        pushes = await RecordedPush.all()
+        assert [(p.user_id, p.category, p.data) for p in pushes] == [
+            (ann.id, "health_provider_revoked", {"provider": "garmin"})
+        ]
+        assert pushes[0].title == "Garmin is disconnected"
+
+        status = await (await client.get("/health-providers", headers=ann.headers)).get_json()
+        by_name = {p["name"]: p["connection"]["status"] for p in status["providers"]}
+        assert (by_name["garmin"], by_name["oura"]) == ("revoked", "connected")
+
+        # a fresh revocation of an already revoked connection pushes nothing more
+        alice.revoke_at_provider(ann.id, "garmin")
+        await eventually(lambda: first.processed == 3)
+        assert await RecordedPush.all().count() == 1
+
+        # the user reconnects: connected again
+        await connect(client, ann, "garmin")
+        garmin = await Connection.get(user_id=ann.id, provider="garmin")
+        assert (garmin.status, garmin.revoked_at) == ("connected", None)
+
+
+async def test_revoked_event_without_a_notifier_changes_the_connection(
+    app_client, auth_emulator, fake_alice_events: FakeAlice, redis_url
+):
+    alice = fake_alice_events
+    async with app_client(with_events(alice, redis_url)) as client:
+        ann = await member(client, auth_emulator)
+        await connect(client, ann)
+        events: AliceEvents = family(client).state.events
+        await subscribed(redis_url, f"{alice.channel_prefix}connection.revoked", 1)
+        alice.revoke_at_provider(ann.id, "garmin")
+        await eventually(lambda: events.processed == 1)
+        assert (await Connection.get(user_id=ann.id)).status == "revoked"
+
+
+async def test_ingestion_and_backfill_events_record_sync_times_once(
+    app_client, auth_emulator, fake_alice_events: FakeAlice, redis_url
+):
+    alice = fake_alice_events
+    async with app_client(with_events(alice, redis_url)) as client:
+        ann = await member(client, auth_emulator)
+        other = await member(client, auth_emulator)
+        await connect(client, ann)
+        events: AliceEvents = family(client).state.events
+        await subscribed(redis_url, f"{alice.channel_prefix}ingestion.completed", 1)
+        now = datetime.now(UTC).replace(microsecond=0)
+        later, earlier = now, now - timedelta(hours=3)
+
+        alice.publish("ingestion.completed", ann.id, "garmin", occurred_at=later.isoformat())
+        alice.publish("ingestion.completed", ann.id, "garmin", occurred_at=earlier.isoformat())
+        backfill = alice.publish(
+            "backfill.completed", ann.id, "garmin", occurred_at=earlier.isoformat()
+        )
+        alice.publish("backfill.completed", ann.id, "garmin", event_id=backfill)
+        # not ours to act on: another user's provider we hold no connection for, an unknown
+        # provider, a malformed message, an event on the wrong channel
+        alice.publish("ingestion.completed", other.id, "garmin")
+        alice.publish("ingestion.completed", ann.id, "myspace")
+        redis_client = aioredis.Redis.from_url(redis_url)
+        try:
+            await redis_client.publish(f"{alice.channel_prefix}ingestion.completed", b"{not json")
+            await redis_client.publish(
+                f"{alice.channel_prefix}connection.revoked",
+                json.dumps(
+                    {
+                        "event_id": "wrong-channel",
+                        "type": "ingestion.completed",
+                        "occurred_at": now.isoformat(),
+                        "user_id": str(ann.id),
+                        "provider": "garmin",
+                    }
+                ),
+            )
+        finally:
+            await redis_client.aclose()
+        await eventually(lambda: events.processed == 8)
+
+        row = await Connection.get(user_id=ann.id, provider="garmin")
+        assert row.status == "connected"
+        assert row.last_sync_at == later  # an older ingestion never moves it back
+        assert row.backfill_completed_at == earlier
+        assert await Connection.filter(user_id=other.id).count() == 0
+        # two ingestions and one backfill for Ann, the other user's ingestion (nothing to update)
+        assert await HandledEvent.all().count() == 4
+
+        shown = await (await client.get("/health-providers", headers=ann.headers)).get_json()
+        garmin = next(p for p in shown["providers"] if p["name"] == "garmin")["connection"]
+        assert garmin["last_sync_at"] and garmin["backfill_completed_at"]
+        insights = await client.get("/onboarding/garmin/insights", headers=ann.headers)
+        assert (await insights.get_json())["backfill_complete"] is True
+
+        # authorizing again starts a new backfill
+        await connect(client, ann, "garmin")
+        row = await Connection.get(user_id=ann.id, provider="garmin")
+        assert (row.status, row.backfill_completed_at) == ("connected", None)
+
+        # readiness reports the subscription
+        ready = await (await client.get("/readyz")).get_json()
+        assert ready["plugins"]["health_providers"]["checks"]["events"] == {
+            "ok": True,
+            "error": None,
+            "detail": "subscribed to 3 alice channels",
+        }
+
+
+class DroppingProxy:
+    """A TCP proxy to Redis whose connections the test can cut, as a network failure would."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> DroppingProxy:
+        self.server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.drop()
+        assert self.server is not None
+        self.server.close()
+
+    def drop(self) -> None:
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            "127.0.0.1", self.target_port
+        )
+        self.writers += [writer, upstream_writer]
+
+        async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.transport.abort()
+
+        await asyncio.gather(copy(reader, upstream_writer), copy(upstream_reader, writer))
+
+
+@pytest.fixture
+async def proxied_redis(redis_url: str) -> AsyncIterator[tuple[DroppingProxy, str]]:
+    port = int(redis_url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    async with DroppingProxy(port) as proxy:
+        yield proxy, f"redis://127.0.0.1:{proxy.port}/0"
+
+
+async def test_subscriber_reconnects_after_losing_redis(
+    app_client, auth_emulator, fake_alice_events: FakeAlice, redis_url, proxied_redis
+):
+    alice = fake_alice_events
+    proxy, via_proxy = proxied_redis
+    async with app_client(with_events(alice, via_proxy)) as client:
+        ann = await member(client, auth_emulator)
+        await connect(client, ann)
+        events: AliceEvents = family(client).state.events
+        channel = f"{alice.channel_prefix}connection.revoked"
+        await subscribed(redis_url, channel, 1)
+
+        proxy.drop()
+        await eventually(lambda: not events.connected)
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        check = (await ready.get_json())["plugins"]["health_providers"]["checks"]["events"]
+        assert check["ok"] is False and "retrying" in check["error"]
+
+        await eventually(lambda: events.connected)
+        await subscribed(redis_url, channel, 1)
+        alice.revoke_at_provider(ann.id, "garmin")
+        await eventually(lambda: events.processed == 1)
+        assert (await Connection.get(user_id=ann.id)).status == "revoked"
+
+
+async def test_without_a_reachable_redis_the_app_serves_and_readyz_says_so(
+    app_client, auth_emulator, fake_alice: FakeAlice
+):
+    settings = {"redis_url": f"redis://127.0.0.1:{free_port()}/0"}
+    async with app_client(families(fake_alice.url, settings=settings)) as client:
+        ann = await member(client, auth_emulator)
+        await connect(client, ann)  # connecting does not need events
+        ready = await client.get("/readyz")
+        check = (await ready.get_json())["plugins"]["health_providers"]["checks"]["events"]
+        assert check["ok"] is False
+        assert check["error"].startswith("not subscribed to alice events")

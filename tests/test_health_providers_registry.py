@@ -1,0 +1,141 @@
+"""The provider registry: other families add providers; enabling and disabling follows through
+the catalogue, the routes and the spec's ``{provider}`` enum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from openapi_spec_validator import validate
+
+from core import create_app
+from core.emulator import AuthEmulator
+from core.errors import ConfigError
+from tests.fakes.alice import FakeAlice
+from tests.fakes.terra import FakeTerra
+from tests.health_support import alice_connected, connect, families, member
+
+BUILT_IN = ["garmin", "oura", "whoop", "strava", "polar", "fitbit", "withings"]
+TERRA = ["coros", "suunto", "wahoo", "apple_health", "samsung_health"]
+EXTRA = {"extra_provider": {"module": "tests.plugins.extra_provider"}}
+PROVIDER_PATHS = [
+    ("/health-providers/{provider}", "get"),
+    ("/health-providers/{provider}", "delete"),
+    ("/health-providers/{provider}/connect", "post"),
+    ("/health-providers/{provider}/callback", "get"),
+    ("/onboarding/{provider}/insights", "get"),
+]
+
+
+def provider_enums(spec: dict[str, Any]) -> set[tuple[str, ...]]:
+    """The ``{provider}`` enum of every operation that takes one (they must all agree)."""
+    enums = set()
+    for path, method in PROVIDER_PATHS:
+        [parameter] = [p for p in spec["paths"][path][method]["parameters"] if p["in"] == "path"]
+        assert parameter["name"] == "provider" and parameter["schema"]["type"] == "string"
+        enums.add(tuple(parameter["schema"]["enum"]))
+    return enums
+
+
+async def test_a_provider_from_another_family_is_listed_connectable_and_in_the_spec(
+    app_client, auth_emulator: AuthEmulator, fake_alice: FakeAlice
+):
+    async with app_client(families(fake_alice.url, terra={}, **EXTRA)) as client:
+        spec = await (await client.get("/openapi.json")).get_json()
+        validate(spec)
+        assert provider_enums(spec) == {(*BUILT_IN, *TERRA, "decathlon")}
+
+        ann = await member(client, auth_emulator)
+        catalogue = await (await client.get("/health-providers", headers=ann.headers)).get_json()
+        listed = {p["name"]: p for p in catalogue["providers"]}
+        assert list(listed) == [*BUILT_IN, *TERRA, "decathlon"]
+        assert listed["decathlon"] == {
+            "name": "decathlon",
+            "display_name": "Decathlon Coach",
+            "kind": "app",
+            "connect": "oauth",
+            "connect_path": "/health-providers/decathlon/connect",
+            "connection": {
+                "provider": "decathlon",
+                "status": "not_connected",
+                "connected_at": None,
+                "last_sync_at": None,
+                "backfill_completed_at": None,
+                "revoked_at": None,
+            },
+        }
+        assert listed["apple_health"]["connect"] == "sdk"
+        assert listed["apple_health"]["connect_path"] == "/session/sdk-token"
+        assert listed["coros"]["connect_path"] == "/session"
+
+        await connect(client, ann, "decathlon")
+        assert alice_connected(fake_alice, ann, "decathlon")
+        status = await client.get("/health-providers/decathlon", headers=ann.headers)
+        assert (await status.get_json())["status"] == "connected"
+
+
+async def test_disabling_terra_removes_its_providers_and_routes(
+    app_client, auth_emulator, fake_alice
+):
+    plugins = families(fake_alice.url, terra={})
+    plugins["terra"]["enabled"] = False
+    async with app_client(plugins) as client:
+        spec = await (await client.get("/openapi.json")).get_json()
+        assert provider_enums(spec) == {tuple(BUILT_IN)}
+        assert "/session" not in spec["paths"] and "/session/sdk-token" not in spec["paths"]
+        ann = await member(client, auth_emulator)
+        catalogue = await (await client.get("/health-providers", headers=ann.headers)).get_json()
+        assert [p["name"] for p in catalogue["providers"]] == BUILT_IN
+        assert (await client.post("/session", headers=ann.headers)).status_code == 404
+        assert (await client.get("/health-providers/coros", headers=ann.headers)).status_code == 404
+
+
+async def test_terra_serves_sessions_with_health_providers_disabled(
+    app_client, auth_emulator, fake_terra: FakeTerra
+):
+    plugins = {
+        "users": {"module": "plugins.users"},
+        "health_providers": {"module": "plugins.health_providers", "enabled": False},
+        "terra": {
+            "module": "plugins.terra",
+            "settings": {
+                "base_url": fake_terra.url,
+                "dev_id": fake_terra.dev_id,
+                "api_key": fake_terra.api_key,
+            },
+        },
+    }
+    async with app_client(plugins) as client:
+        spec = await (await client.get("/openapi.json")).get_json()
+        assert "/session" in spec["paths"]
+        assert not [p for p in spec["paths"] if p.startswith(("/health-providers", "/onboarding"))]
+        ann = await member(client, auth_emulator)
+        session = await client.post("/session", headers=ann.headers)
+        assert session.status_code == 201
+        assert (await client.get("/health-providers", headers=ann.headers)).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"name": "garmin"},
+            "health provider 'garmin' is contributed by both plugin 'health_providers' "
+            "and plugin 'extra_provider'",
+        ),
+        ({"name": "Not A Name"}, "plugin 'extra_provider': invalid health provider"),
+    ],
+)
+def test_a_clashing_or_invalid_provider_stops_start_up(core_settings, settings, message):
+    extra = {"extra_provider": {"module": "tests.plugins.extra_provider", "settings": settings}}
+    with pytest.raises(ConfigError) as raised:
+        create_app(core_settings(families("http://127.0.0.1:1", **extra)))
+    assert message in str(raised.value)
+
+
+def test_checked_in_spec_lists_built_in_and_terra_providers():
+    import json
+    from pathlib import Path
+
+    spec = json.loads((Path(__file__).parents[1] / "docs" / "openapi.json").read_text())
+    assert provider_enums(spec) == {(*BUILT_IN, *TERRA)}
