@@ -12,12 +12,15 @@ from core.auth import Identity
 from core.endpoints import endpoint
 from core.errors import ApiError
 from core.hookspecs import PushMessage, hookimpl, hookspec
+from core.outbox import OutboxItem, PermanentFailure, enqueue
 from core.plugins import LoadedPlugin, Platform, PluginInfo
 
 __all__ = [
     "ApiError",
     "Identity",
     "LoadedPlugin",
+    "OutboxItem",
+    "PermanentFailure",
     "Platform",
     "PluginInfo",
     "PushMessage",
@@ -26,6 +29,7 @@ __all__ = [
     "current_platform",
     "current_runtime",
     "endpoint",
+    "enqueue",
     "hookimpl",
     "hookspec",
     "service_version",

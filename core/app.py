@@ -27,6 +27,7 @@ from core.auth import FirebaseAuth, Identity
 from core.config import CoreSettings
 from core.errors import ApiError, ConfigError, ConflictError, install_error_handlers
 from core.openapi import BuiltSpec, build_spec
+from core.outbox import Dispatcher, OutboxHandler, OutboxPolicy
 from core.plugins import LoadedPlugin, Platform, load_platform
 
 log = logging.getLogger("imperfect.app")
@@ -57,6 +58,7 @@ class Contribution:
     blueprints: list[Blueprint] = field(default_factory=list)
     models: db.PluginModels | None = None
     fragment: dict[str, Any] = field(default_factory=dict)
+    outbox_handlers: dict[str, OutboxHandler] = field(default_factory=dict)
 
 
 class Runtime:
@@ -74,6 +76,8 @@ class Runtime:
         self.started: list[LoadedPlugin] = []
         self.unavailable: dict[str, str] = {}  # blueprint name -> reason
         self.blueprint_owners: dict[str, str] = {}
+        self.outbox_handlers: dict[str, tuple[str, OutboxHandler]] = {}  # kind -> (owner, handler)
+        self.outbox: Dispatcher | None = None  # while serving
 
     async def resolve_user(self, identity: Identity) -> Any:
         """The first non-None ``resolve_user`` result, else the identity itself."""
@@ -103,7 +107,9 @@ def create_app(core: CoreSettings | None = None, platform: Platform | None = Non
     _install_request_pipeline(app)
 
     contributions = _collect(platform)
-    db.check_table_conflicts(c.models for c in contributions.values() if c.models)
+    all_models = [db.core_models(), *(c.models for c in contributions.values() if c.models)]
+    db.check_table_conflicts(all_models)
+    runtime.outbox_handlers = _outbox_handlers(contributions)
 
     from core.routes import core_blueprint
 
@@ -111,7 +117,6 @@ def create_app(core: CoreSettings | None = None, platform: Platform | None = Non
     for name, contribution in contributions.items():
         _register(app, runtime, name, contribution.blueprints)
 
-    all_models = [c.models for c in contributions.values() if c.models]
     runtime.tortoise_config = db.tortoise_config(core.database_url, all_models)
     runtime.tables = {m.plugin: m.tables for m in all_models}
     runtime.spec = build_spec(
@@ -166,9 +171,36 @@ def _contribution(platform: Platform, plugin: LoadedPlugin) -> Contribution:
             contribution.models = db.describe_models(plugin.name, modules)
         hook_name = "spec_fragments"
         contribution.fragment = dict(platform.call_plugin_sync(plugin, hook_name) or {})
+        hook_name = "outbox_handlers"
+        handlers = platform.call_plugin_sync(plugin, hook_name)
+        contribution.outbox_handlers = _checked_handlers(handlers or {})
     except Exception as error:
         raise _HookFailed(plugin.name, f"hook {hook_name} failed: {error!r}") from error
     return contribution
+
+
+def _checked_handlers(handlers: Any) -> dict[str, OutboxHandler]:
+    checked = dict(handlers)
+    for kind, handler in checked.items():
+        if not isinstance(kind, str) or not kind or not callable(handler):
+            raise TypeError(f"outbox kind {kind!r} must be a non-empty string mapped to a callable")
+    return checked
+
+
+def _outbox_handlers(
+    contributions: dict[str, Contribution],
+) -> dict[str, tuple[str, OutboxHandler]]:
+    """Every outbox kind with its one owner; a kind two families claim stops start-up."""
+    handlers: dict[str, tuple[str, OutboxHandler]] = {}
+    for name, contribution in contributions.items():
+        for kind, handler in contribution.outbox_handlers.items():
+            if kind in handlers:
+                raise ConflictError(
+                    f"outbox kind '{kind}' is handled by both plugin '{handlers[kind][0]}' "
+                    f"and plugin '{name}'"
+                )
+            handlers[kind] = (name, handler)
+    return handlers
 
 
 def _register(app: Quart, runtime: Runtime, owner: str, blueprints: list[Blueprint]) -> None:
@@ -266,7 +298,7 @@ async def _start(app: Quart, runtime: Runtime) -> None:
 
 
 async def _open(app: Quart, runtime: Runtime) -> None:
-    """Firebase, database, migrations check, then each family's ``startup``."""
+    """Firebase, database, migrations check, each family's ``startup``, the outbox."""
     core = runtime.core
     runtime.auth = FirebaseAuth(core)
     config = runtime.tortoise_config
@@ -297,6 +329,15 @@ async def _open(app: Quart, runtime: Runtime) -> None:
                 raise ConfigError(f"plugin '{plugin.name}': {reason}") from error
             log.exception("plugin '%s' %s", plugin.name, reason)
             _leave_out_at_start(runtime, plugin.name, reason)
+    # A family left out at start-up keeps its messages queued until it runs again.
+    handlers = {
+        kind: handler
+        for kind, (owner, handler) in runtime.outbox_handlers.items()
+        if owner in platform.plugins
+    }
+    runtime.outbox = Dispatcher(handlers, OutboxPolicy.from_settings(core))
+    if core.outbox_dispatcher and handlers:
+        runtime.outbox.start()
 
 
 def _leave_out_at_start(runtime: Runtime, name: str, reason: str) -> None:
@@ -317,7 +358,10 @@ def _leave_out_at_start(runtime: Runtime, name: str, reason: str) -> None:
 
 
 async def _stop(app: Quart, runtime: Runtime) -> None:
-    """Each started family's ``shutdown`` in reverse order, then database and Firebase."""
+    """The outbox, each started family's ``shutdown`` in reverse order, database, Firebase."""
+    if runtime.outbox is not None:
+        await runtime.outbox.stop()
+        runtime.outbox = None
     platform = runtime.platform
     for plugin in reversed(runtime.started):
         try:

@@ -22,6 +22,7 @@ from core.errors import ConfigError
 
 OnFailure = Literal["abort", "skip"]
 ENTRY_POINT_GROUP = "imperfect.plugins"
+RESERVED_NAME = "core"  # core's own Tortoise app, tables and owner name
 
 
 class CoreSettings(BaseSettings):
@@ -50,6 +51,28 @@ class CoreSettings(BaseSettings):
     )
     readiness_timeout: float = Field(
         2.0, gt=0, validation_alias=AliasChoices("IMPERFECT_READINESS_TIMEOUT")
+    )
+    outbox_dispatcher: bool = Field(
+        True, validation_alias=AliasChoices("IMPERFECT_OUTBOX_DISPATCHER")
+    )
+    outbox_interval: float = Field(
+        1.0, gt=0, validation_alias=AliasChoices("IMPERFECT_OUTBOX_INTERVAL")
+    )
+    outbox_batch_size: int = Field(
+        50, ge=1, le=1000, validation_alias=AliasChoices("IMPERFECT_OUTBOX_BATCH_SIZE")
+    )
+    outbox_max_attempts: int = Field(
+        12, ge=1, validation_alias=AliasChoices("IMPERFECT_OUTBOX_MAX_ATTEMPTS")
+    )
+    outbox_lease: float = Field(60.0, gt=0, validation_alias=AliasChoices("IMPERFECT_OUTBOX_LEASE"))
+    outbox_retry_base: float = Field(
+        2.0, ge=0, validation_alias=AliasChoices("IMPERFECT_OUTBOX_RETRY_BASE")
+    )
+    outbox_retry_max: float = Field(
+        3600.0, ge=0, validation_alias=AliasChoices("IMPERFECT_OUTBOX_RETRY_MAX")
+    )
+    outbox_keep_days: float = Field(
+        7.0, gt=0, validation_alias=AliasChoices("IMPERFECT_OUTBOX_KEEP_DAYS")
     )
 
     @classmethod
@@ -121,6 +144,8 @@ def read_plugins_file(path: Path, settings: CoreSettings) -> list[PluginEntry]:
 
 def _entry_from_table(name: str, table: Any, settings: CoreSettings) -> PluginEntry:
     where = f"plugin '{name}'"
+    if name == RESERVED_NAME:
+        raise ConfigError(f"{where}: the name '{RESERVED_NAME}' is reserved for the platform")
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: [plugins.{name}] must be a table")
     unknown = set(table) - _ENTRY_KEYS

@@ -1,5 +1,8 @@
 """Tortoise ORM with one Tortoise app per plugin, each with its own migrations.
 
+Core has a Tortoise app of its own, labelled ``core`` (the outbox, :mod:`core.models`),
+always configured, with its migrations in ``core/migrations``.
+
 The embedded default is a SQLite file under ``./data/``; ``DATABASE_URL``
 (``postgres://...``) selects PostgreSQL. The app refuses to serve while an
 enabled plugin has unapplied migrations, unless ``IMPERFECT_AUTO_MIGRATE`` is
@@ -21,6 +24,7 @@ from tortoise.connection import get_connection
 from tortoise.migrations.executor import MigrationExecutor
 from tortoise.models import Model
 
+from core.config import RESERVED_NAME as CORE
 from core.errors import ConfigError, ConflictError
 
 
@@ -67,16 +71,25 @@ def _check_table_description(plugin: str, model: type[Model]) -> None:
         )
 
 
+def core_models() -> PluginModels:
+    """Core's own Tortoise app (the outbox), part of every deployment."""
+    return describe_models(CORE, ["core.models"])
+
+
 def check_table_conflicts(all_models: Iterable[PluginModels]) -> None:
     owners: dict[str, str] = {}
     for models in all_models:
         for table in models.tables:
             if table in owners:
                 raise ConflictError(
-                    f"table '{table}' is defined by both plugin '{owners[table]}' "
-                    f"and plugin '{models.plugin}'"
+                    f"table '{table}' is defined by both {_owner(owners[table])} "
+                    f"and {_owner(models.plugin)}"
                 )
             owners[table] = models.plugin
+
+
+def _owner(name: str) -> str:
+    return "core" if name == CORE else f"plugin '{name}'"
 
 
 def ensure_sqlite_directory(database_url: str) -> None:
@@ -112,8 +125,6 @@ async def unmigrated_changes(config: dict[str, Any]) -> list[str]:
     """Families whose models differ from what their migrations build."""
     from tortoise.migrations.autodetector import MigrationAutodetector
 
-    if not config["apps"]:
-        return []
     ctx = await Tortoise.init(config=config, init_connections=False)
     try:
         writers = await MigrationAutodetector(ctx.apps, config["apps"]).changes()
@@ -125,8 +136,6 @@ async def unmigrated_changes(config: dict[str, Any]) -> list[str]:
 async def init(config: dict[str, Any]) -> None:
     """Initialise Tortoise for the served app, reachable from every request task."""
     ensure_sqlite_directory(config["connections"]["default"])
-    if not config["apps"]:
-        return
     await Tortoise.init(config=config, _enable_global_fallback=True)
 
 
@@ -137,17 +146,13 @@ async def close() -> None:
 
 async def pending_migrations(config: dict[str, Any]) -> list[str]:
     """Names (``plugin.0001_initial``) of migrations not yet applied."""
-    if not config["apps"]:
-        return []
     executor = MigrationExecutor(get_connection("default"), config["apps"])
     steps = await executor.plan()
     return [f"{step.migration.app_label}.{step.migration.name}" for step in steps]
 
 
 async def migrate(config: dict[str, Any]) -> list[str]:
-    """Apply every pending migration of every enabled plugin (after :func:`init`)."""
-    if not config["apps"]:
-        return []
+    """Apply every pending migration of core and every enabled plugin (after :func:`init`)."""
     applied: list[str] = []
 
     def progress(event: str, app_label: str, name: str) -> None:

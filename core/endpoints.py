@@ -43,7 +43,7 @@ class Endpoint:
     response: Any
     status: int
     auth: AuthLevel
-    recent_sign_in: int | None
+    recent_sign_in: int | Callable[[], int] | None
     errors: tuple[int, ...]
     responses: tuple[tuple[int, Any], ...]
     tags: tuple[str, ...]
@@ -65,7 +65,7 @@ def endpoint(
     response: Any = None,
     status: int = 200,
     auth: AuthLevel = "user",
-    recent_sign_in: int | None = None,
+    recent_sign_in: int | Callable[[], int] | None = None,
     errors: Iterable[int] = (),
     responses: Mapping[int, Any] | None = None,
     tags: Iterable[str] = (),
@@ -81,10 +81,11 @@ def endpoint(
     ``auth`` is ``"user"`` (a valid Firebase ID token; the default),
     ``"admin"`` (plus the admin custom claim) or ``"public"``.
     ``recent_sign_in`` (seconds) additionally requires a recent sign-in, for
-    destructive routes. ``errors`` lists the error statuses the handler itself
-    raises (with :class:`core.errors.ApiError`), so the spec documents them;
-    ``responses`` documents other statuses whose body is not an error (for
-    example ``{503: Readiness}``), each with its model.
+    destructive routes; a function returning the seconds is called per request, so
+    the window can come from the family's settings. ``errors`` lists the error
+    statuses the handler itself raises (with :class:`core.errors.ApiError`), so
+    the spec documents them; ``responses`` documents other statuses whose body
+    is not an error (for example ``{503: Readiness}``), each with its model.
     The handler receives ``body``, ``query``, ``user`` (the resolved current
     user) and ``identity`` when its signature names them, plus path parameters.
     It returns a value for ``response``, a ``(value, status)`` pair, or a
@@ -175,8 +176,9 @@ async def _authenticate(declared: Endpoint) -> Any:
     identity = await runtime.auth.identify(request.headers.get("Authorization"))
     if declared.auth == "admin":
         require_admin(identity, runtime.core.admin_claim)
-    if declared.recent_sign_in is not None:
-        require_recent_sign_in(identity, declared.recent_sign_in)
+    window = declared.recent_sign_in
+    if window is not None:
+        require_recent_sign_in(identity, window() if callable(window) else window)
     g.identity = identity
     return identity
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from quart import Blueprint, Quart
 
     from core.auth import Identity
+    from core.outbox import OutboxHandler
     from core.plugins import LoadedPlugin, Platform
 
 PROJECT = "imperfect"
@@ -114,6 +115,26 @@ def spec_fragments(plugin: LoadedPlugin) -> Mapping[str, Any] | None:
     ``@endpoint(include_in_schema=False)``). A component name that
     another plugin defines with different content is a start-up error naming
     both plugins; identical content is shared.
+    """
+
+
+@hookspec
+def outbox_handlers(plugin: LoadedPlugin, platform: Platform) -> Mapping[str, OutboxHandler]:
+    """Return this plugin's outbox handlers, by message kind.
+
+    Runs once in ``create_app`` (must be synchronous). A family queues a side effect with
+    ``await core.enqueue(kind, payload)`` inside the transaction of the change that causes
+    it; after the commit, core's dispatcher calls ``await handler(item)`` with a
+    :class:`core.outbox.OutboxItem` (``id``, ``kind``, ``payload``, ``attempt``, ``final``),
+    outside any request and transaction, with half of ``IMPERFECT_OUTBOX_LEASE`` as its time
+    limit. Returning marks the message done. Raising
+    :class:`core.outbox.PermanentFailure` marks it dead at once; any other exception retries
+    it later with exponential backoff, until ``IMPERFECT_OUTBOX_MAX_ATTEMPTS`` (``final``
+    tells the handler that this attempt is the last). Delivery is at least once, so a
+    handler should check whether its work is already done. Name kinds
+    ``"<plugin>.<what>"``; a kind two plugins return is a start-up error naming both.
+    Messages of a kind no enabled plugin handles wait in the outbox. Handlers read
+    run-time state from ``plugin.state`` when called, not when returned.
     """
 
 

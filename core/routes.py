@@ -108,9 +108,7 @@ def core_blueprint() -> Blueprint:
 
 
 async def _database_check() -> None:
-    runtime = current_app.extensions["imperfect"]
-    if runtime.tortoise_config.get("apps"):
-        await get_connection("default").execute_query("SELECT 1")
+    await get_connection("default").execute_query("SELECT 1")
 
 
 async def _run_check(check, timeout: float) -> CheckResult:  # type: ignore[no-untyped-def]

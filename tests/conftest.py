@@ -29,6 +29,7 @@ from core.config import CoreSettings
 from core.emulator import AuthEmulator
 from core.testing import serving, settings_for, write_plugins_file
 from tests.fakes.alice import FakeAlice
+from tests.fakes.fcm import FakeFcm, serve_fake_fcm
 from tests.fakes.terra import FakeTerra
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,6 +110,13 @@ def auth_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthEmul
         log.close()
 
 
+@pytest.fixture
+def fake_fcm() -> Iterator[FakeFcm]:
+    """A fake FCM HTTP v1 server on a real socket (point ``fcm_url`` at ``fake_fcm.url``)."""
+    with serve_fake_fcm(PROJECT_ID) as fake:
+        yield fake
+
+
 def _postgres_admin_dsn() -> str:
     return BASE_DATABASE_URL.replace("postgres://", "postgresql://", 1)
 
@@ -145,6 +153,9 @@ def core_settings(tmp_path: Path, database_url: str) -> Callable[..., CoreSettin
 
     def build(plugins: Mapping[str, Any] | None = None, **overrides: Any) -> CoreSettings:
         overrides.setdefault("firebase_project_id", PROJECT_ID)
+        # Tests dispatch the outbox themselves, one deterministic pass at a time
+        # (``runtime.outbox.run_once()``); the background loop has a test of its own.
+        overrides.setdefault("outbox_dispatcher", False)
         return settings_for(tmp_path, plugins or DEFAULT_PLUGINS, database_url, **overrides)
 
     return build

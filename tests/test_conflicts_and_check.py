@@ -37,6 +37,7 @@ def clash(kind: str) -> dict[str, Any]:
         ("schema", "component schema 'Item' is defined differently by"),
         ("security_scheme", "component securitySchemes 'ClashKey' is defined differently by"),
         ("table", "table 'clash_shared' is defined by both"),
+        ("outbox", "outbox kind 'clash.deliver' is handled by both"),
     ],
 )
 def test_conflict_fails_start_up_naming_both_plugins(core_settings, kind, what):
@@ -52,6 +53,19 @@ def test_plugin_route_clashing_with_a_core_route_fails(core_settings):
     with pytest.raises(ConflictError) as raised:
         create_app(core_settings(plugins))
     assert str(raised.value) == "GET /healthz is served by both plugin 'core' and plugin 'clash_a'"
+
+
+def test_plugin_table_clashing_with_a_core_table_fails(core_settings):
+    plugins = {"clash_a": {"module": "tests.plugins.clash_a", "settings": {"kind": "core_table"}}}
+    with pytest.raises(ConflictError) as raised:
+        create_app(core_settings(plugins))
+    assert str(raised.value) == "table 'core_outbox' is defined by both core and plugin 'clash_a'"
+
+
+def test_core_is_not_a_family_name(core_settings):
+    with pytest.raises(ConfigError) as raised:
+        create_app(core_settings({"core": ROOT}))
+    assert str(raised.value) == "plugin 'core': the name 'core' is reserved for the platform"
 
 
 async def test_same_component_with_same_content_is_shared(app_client):

@@ -1,20 +1,31 @@
-"""The ``users`` family: the local user record behind every Firebase identity."""
+"""The ``users`` family: user records, athlete profiles, push notifications, the account."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from quart import Blueprint
+from quart import Blueprint, Quart
 
-from core import Identity, PluginInfo, hookimpl
+from core import Identity, LoadedPlugin, OutboxItem, PluginInfo, PushMessage, hookimpl
+from core.app import runtime_of
+from core.outbox import OutboxHandler
+from plugins.users import service
+from plugins.users.clients import push_sender
 from plugins.users.models import User
 from plugins.users.routes import blueprint
-from plugins.users.service import find_registered_user
+from plugins.users.schemas import UsersSettings
 
 PLUGIN = PluginInfo(
-    version="1.0.0",
-    description="User records synced from Firebase identities.",
+    version="1.1.0",
+    description="User records synced from Firebase identities, athlete profiles, device push "
+    "tokens and notifications, account deletion and export.",
 )
+
+
+@hookimpl
+def settings_model() -> type[UsersSettings]:
+    return UsersSettings
 
 
 @hookimpl
@@ -28,5 +39,43 @@ def model_modules() -> Iterable[str]:
 
 
 @hookimpl
+def outbox_handlers(plugin: LoadedPlugin) -> Mapping[str, OutboxHandler]:
+    async def deliver(item: OutboxItem) -> None:
+        await service.deliver(plugin.state.push_sender, item)
+
+    return {service.PUSH_KIND: deliver}
+
+
+@hookimpl
+def startup(plugin: LoadedPlugin, app: Quart) -> None:
+    auth = runtime_of(app).auth
+    assert auth is not None  # core starts Firebase before any family
+    settings: UsersSettings = plugin.settings
+    plugin.state.push_sender = push_sender(
+        auth.firebase_app, settings.fcm_url, settings.fcm_timeout_seconds
+    )
+
+
+@hookimpl
+def shutdown(plugin: LoadedPlugin) -> None:
+    plugin.state.push_sender.close()
+
+
+@hookimpl
 async def resolve_user(identity: Identity) -> User:
-    return await find_registered_user(identity)
+    return await service.find_registered_user(identity)
+
+
+@hookimpl
+async def send_push(user: User, push: PushMessage) -> None:
+    await service.notify(user, push)
+
+
+@hookimpl
+async def account_deleted(user: User) -> None:
+    await service.erase(user)
+
+
+@hookimpl
+async def account_export(user: User) -> Mapping[str, Any]:
+    return await service.export(user)

@@ -1,4 +1,8 @@
-"""The user record: our id for a Firebase identity, and the caller's preferences."""
+"""The storage of the ``users`` family: the user record and everything hanging off it.
+
+Every row here belongs to one user and goes when they delete their account
+(``account_deleted``); the foreign keys cascade as a second line of defence.
+"""
 
 from __future__ import annotations
 
@@ -21,3 +25,94 @@ class User(Model):
 
     class Meta:
         table = "users_user"
+
+
+class AthleteProfile(Model):
+    """How a user trains in one sport, at most one profile per sport."""
+
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "users.User", related_name="profiles", on_delete=fields.CASCADE
+    )
+    sport = fields.CharField(max_length=32)
+    level = fields.CharField(max_length=16)
+    weekly_hours = fields.FloatField(null=True)
+    goals = fields.JSONField(default=list)
+    birth_year = fields.IntField(null=True)
+    max_heart_rate = fields.IntField(null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "users_profile"
+        unique_together = (("user", "sport"),)
+
+
+class Device(Model):
+    """A device push token (FCM), registered by the user signed in on that device."""
+
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "users.User", related_name="devices", on_delete=fields.CASCADE
+    )
+    token = fields.CharField(max_length=512, unique=True)
+    platform = fields.CharField(max_length=8)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    registered_at = fields.DatetimeField()
+
+    class Meta:
+        table = "users_device"
+
+
+class NotificationPreferences(Model):
+    """Which pushes a user wants. No row means the defaults (everything on)."""
+
+    id = fields.IntField(primary_key=True)
+    user: fields.OneToOneRelation[User] = fields.OneToOneField(
+        "users.User", related_name="notification_preferences", on_delete=fields.CASCADE
+    )
+    push_enabled = fields.BooleanField(default=True)
+    muted_categories = fields.JSONField(default=list)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "users_notification_preferences"
+
+
+class Notification(Model):
+    """A push notification asked for by some family, as the user is told about it."""
+
+    id = fields.IntField(primary_key=True)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "users.User", related_name="notifications", on_delete=fields.CASCADE
+    )
+    category = fields.CharField(max_length=40)
+    title = fields.CharField(max_length=200)
+    body = fields.TextField()
+    data = fields.JSONField(default=dict)
+    status = fields.CharField(max_length=12)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    sent_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "users_notification"
+
+
+class PushDelivery(Model):
+    """One notification to one device: the unit the outbox sends, retries and records."""
+
+    id = fields.IntField(primary_key=True)
+    notification: fields.ForeignKeyRelation[Notification] = fields.ForeignKeyField(
+        "users.Notification", related_name="deliveries", on_delete=fields.CASCADE
+    )
+    device: fields.ForeignKeyNullableRelation[Device] = fields.ForeignKeyField(
+        "users.Device", related_name="deliveries", null=True, on_delete=fields.SET_NULL
+    )
+    platform = fields.CharField(max_length=8)
+    status = fields.CharField(max_length=8, default="pending")
+    error = fields.CharField(max_length=200, null=True)
+    message_id = fields.CharField(max_length=200, null=True)
+    sent_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "users_push_delivery"

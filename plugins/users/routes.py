@@ -1,34 +1,195 @@
-"""``/users``: the caller's own record."""
+"""The routes of the ``users`` family: ``/users``, ``/users_profiles``, ``/notifications``,
+``/account``. Thin: parse, call the service, shape the response."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from quart import Blueprint
 
-from core import Identity, endpoint
-from plugins.users.models import User
-from plugins.users.schemas import UserOut, UserPatch
-from plugins.users.service import register, update
+from core import Identity, current_platform, current_runtime, endpoint
+from plugins.users import service
+from plugins.users.models import (
+    AthleteProfile,
+    Device,
+    Notification,
+    NotificationPreferences,
+    User,
+)
+from plugins.users.schemas import (
+    AccountExport,
+    DeviceIn,
+    DeviceOut,
+    NotificationOut,
+    NotificationPage,
+    NotificationQuery,
+    PreferencesOut,
+    PreferencesPatch,
+    ProfileIn,
+    ProfileOut,
+    ProfilePatch,
+    UserOut,
+    UserPatch,
+    UsersSettings,
+)
 
-blueprint = Blueprint("users", __name__, url_prefix="/users")
+blueprint = Blueprint("users", __name__)
 
 
-@blueprint.post("")
-@endpoint(response=UserOut, status=201, auth="user", responses={200: UserOut})
+def settings() -> UsersSettings:
+    return current_platform().plugins["users"].settings
+
+
+def recent_sign_in_window() -> int:
+    return settings().recent_sign_in_seconds
+
+
+# --- /users ----------------------------------------------------------------------------
+
+
+@blueprint.post("/users")
+@endpoint(response=UserOut, status=201, responses={200: UserOut})
 async def create_user(identity: Identity) -> tuple[User, int]:
     """Create the caller's record from their Firebase identity (201), or return it (200)."""
-    user, created = await register(identity)
+    user, created = await service.register(identity)
     return user, 201 if created else 200
 
 
-@blueprint.get("/me")
-@endpoint(response=UserOut, errors=(403,))
+@blueprint.get("/users/me")
+@endpoint(response=UserOut)
 async def read_me(user: User) -> User:
     """The caller's record."""
     return user
 
 
-@blueprint.patch("/me")
-@endpoint(body=UserPatch, response=UserOut, errors=(403,))
+@blueprint.patch("/users/me")
+@endpoint(body=UserPatch, response=UserOut)
 async def update_me(body: UserPatch, user: User) -> User:
     """Change display name, locale, time zone or units."""
-    return await update(user, body)
+    return await service.update(user, body)
+
+
+# --- /users_profiles -------------------------------------------------------------------
+
+
+@blueprint.post("/users_profiles")
+@endpoint(body=ProfileIn, response=ProfileOut, status=201, errors=(409,))
+async def create_profile(body: ProfileIn, user: User) -> AthleteProfile:
+    """Add an athlete profile for a sport (one per sport)."""
+    return await service.create_profile(user, body)
+
+
+@blueprint.get("/users_profiles")
+@endpoint(response=list[ProfileOut])
+async def list_profiles(user: User) -> list[AthleteProfile]:
+    """The caller's athlete profiles."""
+    return await service.list_profiles(user)
+
+
+@blueprint.get("/users_profiles/<int:profile_id>")
+@endpoint(response=ProfileOut, errors=(404,))
+async def read_profile(profile_id: int, user: User) -> AthleteProfile:
+    """One of the caller's athlete profiles."""
+    return await service.owned(AthleteProfile, profile_id, user, "profile")
+
+
+@blueprint.patch("/users_profiles/<int:profile_id>")
+@endpoint(body=ProfilePatch, response=ProfileOut, errors=(404, 409))
+async def update_profile(profile_id: int, body: ProfilePatch, user: User) -> AthleteProfile:
+    """Change the fields sent; null clears an optional field."""
+    return await service.update_profile(user, profile_id, body)
+
+
+@blueprint.delete("/users_profiles/<int:profile_id>")
+@endpoint(status=204, errors=(404,))
+async def delete_profile(profile_id: int, user: User) -> None:
+    """Delete one of the caller's athlete profiles."""
+    await service.delete_profile(user, profile_id)
+
+
+# --- /notifications --------------------------------------------------------------------
+
+
+@blueprint.post("/notifications/devices")
+@endpoint(body=DeviceIn, response=DeviceOut, status=201, responses={200: DeviceOut})
+async def register_device(body: DeviceIn, user: User) -> tuple[Device, int]:
+    """Register this device's FCM token for the caller's pushes.
+
+    201 when the token is new to the caller, 200 when they had registered it already.
+    A token registered by another account moves to the caller.
+    """
+    device, new = await service.register_device(user, body, settings().max_devices)
+    return device, 201 if new else 200
+
+
+@blueprint.get("/notifications/devices")
+@endpoint(response=list[DeviceOut])
+async def list_devices(user: User) -> list[Device]:
+    """The caller's registered devices."""
+    return await service.list_devices(user)
+
+
+@blueprint.delete("/notifications/devices/<int:device_id>")
+@endpoint(status=204, errors=(404,))
+async def unregister_device(device_id: int, user: User) -> None:
+    """Stop sending pushes to this device (for example at sign-out)."""
+    await service.delete_device(user, device_id)
+
+
+@blueprint.get("/notifications/preferences")
+@endpoint(response=PreferencesOut)
+async def read_preferences(user: User) -> NotificationPreferences:
+    """Which pushes the caller wants."""
+    return await service.preferences(user)
+
+
+@blueprint.patch("/notifications/preferences")
+@endpoint(body=PreferencesPatch, response=PreferencesOut)
+async def update_preferences(body: PreferencesPatch, user: User) -> NotificationPreferences:
+    """Turn pushes on or off, or mute categories of them."""
+    return await service.update_preferences(user, body)
+
+
+@blueprint.get("/notifications")
+@endpoint(query=NotificationQuery, response=NotificationPage)
+async def list_notifications(query: NotificationQuery, user: User) -> dict[str, Any]:
+    """The pushes sent (or held back) for the caller, newest first."""
+    items, next_before = await service.list_notifications(user, query.limit, query.before)
+    return {"items": items, "next_before": next_before}
+
+
+@blueprint.get("/notifications/<int:notification_id>")
+@endpoint(response=NotificationOut, errors=(404,))
+async def read_notification(notification_id: int, user: User) -> Notification:
+    """One notification and how each device delivery went."""
+    return await service.find_notification(user, notification_id)
+
+
+@blueprint.post("/notifications/test")
+@endpoint(response=NotificationOut, status=202, errors=(409, 429))
+async def send_test_push(user: User) -> Notification:
+    """Queue a test push to every device of the caller; poll the notification to see it go."""
+    return await service.send_test_push(user)
+
+
+# --- /account --------------------------------------------------------------------------
+
+
+@blueprint.delete("/account")
+@endpoint(status=204, recent_sign_in=recent_sign_in_window, errors=(502,))
+async def delete_account(identity: Identity) -> None:
+    """Erase the caller everywhere: every enabled family's data, then the Firebase user.
+
+    Needs a recent sign-in. Repeating it is safe while the Firebase user still exists;
+    once it is deleted, its ID tokens no longer verify (401 ``user_not_found``).
+    """
+    runtime = current_runtime()
+    assert runtime.auth is not None
+    await service.delete_account(runtime.platform, identity, runtime.auth.firebase_app)
+
+
+@blueprint.get("/account/export")
+@endpoint(response=AccountExport)
+async def export_account(user: User) -> dict[str, Any]:
+    """Everything every enabled family holds about the caller, as one JSON document."""
+    return await service.export_account(current_platform(), user)

@@ -23,8 +23,10 @@ Kind = Literal[
     "same_schema",
     "security_scheme",
     "table",
+    "core_table",
     "core_route",
     "command",
+    "outbox",
 ]
 
 
@@ -65,7 +67,16 @@ def blueprint(side: str, kind: Kind) -> Blueprint:
 
 
 def model_modules(side: str, kind: Kind) -> Iterable[str]:
+    if kind == "core_table" and side == "a":
+        return ["tests.plugins.clash_a.takeover"]
     return [f"tests.plugins.clash_{side}.models"] if kind == "table" else []
+
+
+def outbox_handlers(kind: Kind) -> Mapping[str, Any]:
+    async def deliver(item: Any) -> None:
+        return None
+
+    return {"clash.deliver": deliver} if kind == "outbox" else {}
 
 
 def fragment(side: str, kind: Kind) -> Mapping[str, Any]:

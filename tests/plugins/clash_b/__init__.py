@@ -38,3 +38,8 @@ def spec_fragments(plugin: LoadedPlugin) -> Mapping[str, Any]:
 @hookimpl
 def cli_commands(plugin: LoadedPlugin) -> Iterable[click.Command]:
     return clashing.commands(plugin.settings.kind)
+
+
+@hookimpl
+def outbox_handlers(plugin: LoadedPlugin) -> Mapping[str, Any]:
+    return clashing.outbox_handlers(plugin.settings.kind)

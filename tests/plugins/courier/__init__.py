@@ -1,0 +1,34 @@
+"""A test family that queues one outbox message per parcel, in the parcel's own transaction."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+
+from quart import Blueprint
+
+from core import LoadedPlugin, PluginInfo, hookimpl
+from core.outbox import OutboxHandler
+from tests.plugins.courier.routes import Script, blueprint, deliver
+
+PLUGIN = PluginInfo(version="1.0.0", description="Parcels delivered through the outbox.")
+
+
+@hookimpl
+def blueprints() -> Iterable[Blueprint]:
+    return [blueprint]
+
+
+@hookimpl
+def model_modules() -> Iterable[str]:
+    return ["tests.plugins.courier.models"]
+
+
+@hookimpl
+def outbox_handlers(plugin: LoadedPlugin) -> Mapping[str, OutboxHandler]:
+    return {"courier.deliver": functools.partial(deliver, plugin)}
+
+
+@hookimpl
+def startup(plugin: LoadedPlugin) -> None:
+    plugin.state.script = Script()

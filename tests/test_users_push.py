@@ -1,0 +1,238 @@
+"""Push notifications through the outbox to a fake FCM server over a real socket.
+
+FCM down and back, stale tokens, two dispatchers at once, tokens changing hands, the
+send_push hook used by another family, preferences, and the limits on test pushes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from core.emulator import AuthEmulator
+from core.models import OutboxMessage
+from core.outbox import Dispatcher, utcnow
+from plugins.users.models import Device, Notification
+from tests.fakes.fcm import FakeFcm
+from tests.support import bearer, dispatcher_of, fcm_token, new_account, runtime_of, users_family
+
+
+def plugins(fake_fcm: FakeFcm, **settings: Any) -> dict[str, Any]:
+    return {
+        "users": users_family(fake_fcm.url, **settings),
+        "journal": {"module": "tests.plugins.journal"},
+    }
+
+
+async def registered(client, auth_emulator: AuthEmulator, *platforms: str) -> tuple[dict, list]:
+    """A new user with one device per platform: (headers, tokens)."""
+    headers = bearer(new_account(auth_emulator))
+    assert (await client.post("/users", headers=headers)).status_code == 201
+    tokens = []
+    for platform in platforms:
+        token = fcm_token()
+        device = {"token": token, "platform": platform}
+        response = await client.post("/notifications/devices", json=device, headers=headers)
+        assert response.status_code == 201
+        tokens.append(token)
+    return headers, tokens
+
+
+async def notification(client, headers: dict, notification_id: int) -> dict[str, Any]:
+    return await (await client.get(f"/notifications/{notification_id}", headers=headers)).get_json()
+
+
+async def test_a_push_sent_while_fcm_is_down_is_delivered_once_when_it_is_back(
+    app_client, auth_emulator, fake_fcm
+):
+    async with app_client(plugins(fake_fcm)) as client:
+        headers, [token] = await registered(client, auth_emulator, "android")
+        fake_fcm.fail_next(2)  # 503 UNAVAILABLE, twice
+        queued = await (await client.post("/notifications/test", headers=headers)).get_json()
+        dispatcher, now = dispatcher_of(client), utcnow()
+
+        assert (await dispatcher.run_once(now)).retried == 1
+        assert (await dispatcher.run_once(now)).claimed == 0  # backing off
+        assert (await dispatcher.run_once(now + timedelta(hours=1))).retried == 1
+        assert fake_fcm.messages == []
+        pending = await notification(client, headers, queued["id"])
+        assert pending["status"] == "queued"
+        assert pending["deliveries"][0]["status"] == "pending"
+
+        assert (await dispatcher.run_once(now + timedelta(hours=2))).done == 1
+        for later in (3, 4, 48):
+            assert (await dispatcher.run_once(now + timedelta(hours=later))).claimed == 0
+        assert len(fake_fcm.received_by(token)) == 1
+        # One HTTP request per attempt: retrying is the outbox's job, not the SDK's.
+        assert [r.status for r in fake_fcm.requests] == [503, 503, 200]
+        sent = await notification(client, headers, queued["id"])
+        assert sent["status"] == "sent" and sent["deliveries"][0]["status"] == "sent"
+
+
+async def test_a_token_fcm_reports_unregistered_is_deleted(app_client, auth_emulator, fake_fcm):
+    async with app_client(plugins(fake_fcm)) as client:
+        headers, [stale, fresh] = await registered(client, auth_emulator, "ios", "android")
+        fake_fcm.unregister(stale)
+        queued = await (await client.post("/notifications/test", headers=headers)).get_json()
+        report = await dispatcher_of(client).run_once()
+        assert (report.done, report.dead) == (2, 0)
+
+        devices = await (await client.get("/notifications/devices", headers=headers)).get_json()
+        assert [d["token"] for d in devices] == [fresh]
+        assert await Device.filter(token=stale).count() == 0
+        after = await notification(client, headers, queued["id"])
+        assert after["status"] == "sent"
+        outcomes = {d["platform"]: (d["status"], d["device_id"]) for d in after["deliveries"]}
+        assert outcomes["ios"] == ("failed", None)
+        assert outcomes["android"][0] == "sent"
+        assert [m["token"] for m in fake_fcm.messages] == [fresh]
+
+        fake_fcm.unregister(fresh)
+        again = await (await client.post("/notifications/test", headers=headers)).get_json()
+        await dispatcher_of(client).run_once()
+        assert (await notification(client, headers, again["id"]))["status"] == "failed"
+        assert await (await client.get("/notifications/devices", headers=headers)).get_json() == []
+
+
+async def test_two_dispatchers_deliver_each_push_once(app_client, auth_emulator, fake_fcm):
+    """On PostgreSQL the two claim concurrently, each in its own transaction (SKIP LOCKED)."""
+    async with app_client(plugins(fake_fcm), outbox_batch_size=3) as client:
+        for _ in range(3):
+            headers, _ = await registered(client, auth_emulator, "ios", "android", "web", "web")
+            for _ in range(2):
+                assert (
+                    await client.post("/notifications/test", headers=headers)
+                ).status_code == 202
+        expected = await OutboxMessage.filter(kind="users.push").count()
+        assert expected == 24
+        fake_fcm.delay = 0.005
+        handlers = {kind: h for kind, (_, h) in runtime_of(client).outbox_handlers.items()}
+        policy = dispatcher_of(client).policy
+        first, second = Dispatcher(handlers, policy, "first"), Dispatcher(handlers, policy, "b")
+        claimed = Counter()
+        while True:
+            reports = await asyncio.gather(first.run_once(), second.run_once())
+            if not any(r.claimed for r in reports):
+                break
+            claimed.update({"first": reports[0].claimed, "second": reports[1].claimed})
+            assert all(r.done == r.claimed for r in reports)
+        assert claimed["first"] > 0 and claimed["second"] > 0
+        received = Counter((m["token"], m["data"]["notification_id"]) for m in fake_fcm.messages)
+        assert len(received) == expected and set(received.values()) == {1}
+        assert await Notification.filter(status="sent").count() == 6
+
+
+async def test_the_background_dispatcher_sends_pushes(app_client, auth_emulator, fake_fcm):
+    overrides = {"outbox_dispatcher": True, "outbox_interval": 0.02}
+    async with app_client(plugins(fake_fcm), **overrides) as client:
+        headers, [token] = await registered(client, auth_emulator, "web")
+        queued = await (await client.post("/notifications/test", headers=headers)).get_json()
+        for _ in range(250):
+            if (await notification(client, headers, queued["id"]))["status"] == "sent":
+                break
+            await asyncio.sleep(0.02)
+        assert (await notification(client, headers, queued["id"]))["status"] == "sent"
+        assert len(fake_fcm.received_by(token)) == 1
+
+
+async def test_a_token_registered_by_another_user_moves_to_them(
+    app_client, auth_emulator, fake_fcm
+):
+    async with app_client(plugins(fake_fcm)) as client:
+        a, [token] = await registered(client, auth_emulator, "ios")
+        again = await client.post(
+            "/notifications/devices", json={"token": token, "platform": "ios"}, headers=a
+        )
+        assert again.status_code == 200
+        [a_device] = await (await client.get("/notifications/devices", headers=a)).get_json()
+        assert a_device["id"] == (await again.get_json())["id"]
+        queued_for_a = await (await client.post("/notifications/test", headers=a)).get_json()
+
+        b, _ = await registered(client, auth_emulator)
+        moved = await client.post(
+            "/notifications/devices", json={"token": token, "platform": "android"}, headers=b
+        )
+        assert moved.status_code == 201
+        assert await (await client.get("/notifications/devices", headers=a)).get_json() == []
+        [b_device] = await (await client.get("/notifications/devices", headers=b)).get_json()
+        assert (b_device["token"], b_device["platform"]) == (token, "android")
+
+        # A's push, queued before the device changed hands, must not reach B.
+        assert (await dispatcher_of(client).run_once()).done == 1
+        assert fake_fcm.messages == []
+        skipped = await notification(client, a, queued_for_a["id"])
+        assert skipped["status"] == "failed"
+        assert skipped["deliveries"][0]["status"] == "skipped"
+
+
+async def test_another_family_sends_pushes_through_the_hook_within_its_transaction(
+    app_client, auth_emulator, fake_fcm
+):
+    async with app_client(plugins(fake_fcm)) as client:
+        headers, [token] = await registered(client, auth_emulator, "ios")
+        refused = await client.post(
+            "/journal/entries", json={"text": "Rolled back", "refuse": True}, headers=headers
+        )
+        assert refused.status_code == 409
+        assert await Notification.all().count() == 0
+        assert await OutboxMessage.all().count() == 0
+
+        await client.post("/journal/entries", json={"text": "Hill repeats"}, headers=headers)
+        muted = {"muted_categories": ["journal"]}
+        await client.patch("/notifications/preferences", json=muted, headers=headers)
+        await client.post("/journal/entries", json={"text": "Muted"}, headers=headers)
+        await client.patch(
+            "/notifications/preferences",
+            json={"muted_categories": [], "push_enabled": False},
+            headers=headers,
+        )
+        await client.post("/journal/entries", json={"text": "Switched off"}, headers=headers)
+        await dispatcher_of(client).run_once()
+
+        assert [m["notification"]["body"] for m in fake_fcm.received_by(token)] == ["Hill repeats"]
+        page = await (await client.get("/notifications?limit=2", headers=headers)).get_json()
+        assert [(n["body"], n["status"]) for n in page["items"]] == [
+            ("Switched off", "muted"),
+            ("Muted", "muted"),
+        ]
+        rest = await (
+            await client.get(f"/notifications?before={page['next_before']}", headers=headers)
+        ).get_json()
+        assert [(n["body"], n["status"]) for n in rest["items"]] == [("Hill repeats", "sent")]
+        assert rest["next_before"] is None
+
+
+async def test_test_pushes_need_a_device_and_are_limited(app_client, auth_emulator, fake_fcm):
+    async with app_client(plugins(fake_fcm, max_devices=2)) as client:
+        headers, _ = await registered(client, auth_emulator)
+        none = await client.post("/notifications/test", headers=headers)
+        assert none.status_code == 409 and (await none.get_json())["code"] == "no_devices"
+
+        tokens = [fcm_token() for _ in range(3)]
+        for token in tokens:
+            device = {"token": token, "platform": "web"}
+            await client.post("/notifications/devices", json=device, headers=headers)
+        devices = await (await client.get("/notifications/devices", headers=headers)).get_json()
+        assert sorted(d["token"] for d in devices) == sorted(tokens[1:])  # oldest dropped
+
+        for _ in range(5):
+            assert (await client.post("/notifications/test", headers=headers)).status_code == 202
+        limited = await client.post("/notifications/test", headers=headers)
+        assert limited.status_code == 429
+        assert (await limited.get_json())["code"] == "too_many_test_pushes"
+        assert await Notification.all().count() == 5
+
+
+async def test_without_credentials_or_fcm_url_pushes_fail_with_the_reason(
+    app_client, auth_emulator, monkeypatch
+):
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    async with app_client({"users": {"module": "plugins.users"}}) as client:
+        headers, _ = await registered(client, auth_emulator, "ios")
+        queued = await (await client.post("/notifications/test", headers=headers)).get_json()
+        assert (await dispatcher_of(client).run_once()).dead == 1
+        failed = await notification(client, headers, queued["id"])
+        assert failed["status"] == "failed"
+        assert "push is not configured" in failed["deliveries"][0]["error"]
