@@ -9,9 +9,10 @@ from quart import Blueprint, Quart
 
 from core import Identity, LoadedPlugin, OutboxItem, PluginInfo, PushMessage, hookimpl
 from core.app import runtime_of
+from core.hookspecs import ReadinessCheck
 from core.outbox import OutboxHandler
 from plugins.users import service
-from plugins.users.clients import push_sender
+from plugins.users.clients import UnconfiguredPushSender, push_sender
 from plugins.users.models import User
 from plugins.users.routes import blueprint
 from plugins.users.schemas import UsersSettings
@@ -54,6 +55,17 @@ def startup(plugin: LoadedPlugin, app: Quart) -> None:
     plugin.state.push_sender = push_sender(
         auth.firebase_app, settings.fcm_url, settings.fcm_timeout_seconds
     )
+
+
+@hookimpl
+def readiness_checks(plugin: LoadedPlugin) -> Mapping[str, ReadinessCheck]:
+    async def push() -> str | None:
+        sender = plugin.state.push_sender
+        if isinstance(sender, UnconfiguredPushSender):
+            return f"not configured: {sender.reason}; pushes are retried with backoff"
+        return None
+
+    return {"push": push}
 
 
 @hookimpl

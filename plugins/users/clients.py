@@ -18,6 +18,7 @@ import requests.adapters
 from firebase_admin import auth as firebase_auth
 from firebase_admin import exceptions as firebase_errors
 from firebase_admin import messaging
+from google.auth.exceptions import GoogleAuthError
 from urllib3.util.retry import Retry
 
 GOOGLE_FCM = "https://fcm.googleapis.com"
@@ -125,6 +126,10 @@ class _FixedToken(google.auth.credentials.Credentials):
         self.token = "local-fcm-token"
 
 
+class PushUnavailable(Exception):
+    """This deployment cannot reach FCM at all (no credential); retrying later may help."""
+
+
 class UnconfiguredPushSender:
     """Stands in when no Google credential is available and no ``fcm_url`` is set."""
 
@@ -132,7 +137,8 @@ class UnconfiguredPushSender:
         self.reason = reason
 
     async def send(self, push: Push) -> str:
-        raise PushRejected(f"push is not configured: {self.reason}")
+        # Not the message's fault: it stays queued and is retried like an FCM outage.
+        raise PushUnavailable(f"push is not configured: {self.reason}")
 
     def close(self) -> None:
         return None
@@ -142,7 +148,7 @@ def push_sender(app: firebase_admin.App, fcm_url: str, timeout: float) -> PushSe
     """The sender for this deployment: FCM, or one that says why it cannot send."""
     try:
         return FirebasePushSender(app, fcm_url, timeout)
-    except RuntimeError as error:  # the app has no Google credential (core.auth)
+    except (RuntimeError, GoogleAuthError) as error:  # no Google credential to be had
         return UnconfiguredPushSender(str(error))
 
 
