@@ -75,6 +75,7 @@ class Runtime:
         self.readiness: dict[str, dict[str, Any]] = {}
         self.started: list[LoadedPlugin] = []
         self.unavailable: dict[str, str] = {}  # blueprint name -> reason
+        self.failed_at_start: dict[str, str] = {}  # family -> reason
         self.blueprint_owners: dict[str, str] = {}
         self.outbox_handlers: dict[str, tuple[str, OutboxHandler]] = {}  # kind -> (owner, handler)
         self.outbox: Dispatcher | None = None  # while serving
@@ -328,6 +329,10 @@ async def _open(app: Quart, runtime: Runtime) -> None:
             if plugin.entry.on_failure == "abort":
                 raise ConfigError(f"plugin '{plugin.name}': {reason}") from error
             log.exception("plugin '%s' %s", plugin.name, reason)
+            if runtime.started and runtime.started[-1] is plugin:
+                # it started, then failed: close it while its hooks are still registered
+                runtime.started.pop()
+                await _shut_down(app, runtime, plugin)
             _leave_out_at_start(runtime, plugin.name, reason)
     # A family left out at start-up keeps its messages queued until it runs again.
     handlers = {
@@ -344,17 +349,26 @@ def _leave_out_at_start(runtime: Runtime, name: str, reason: str) -> None:
     """Leave a failed ``skip`` family (and its dependents) out; their routes answer 503.
 
     Routes cannot be removed from a Quart app once it serves, so they stay
-    registered and refuse every request instead; ``GET /``, ``/readyz`` and
-    ``imperfect plugins`` report the family as skipped with the reason.
+    registered and refuse every request instead; ``GET /`` and ``/readyz``
+    report the family as skipped with the reason.
     """
     platform = runtime.platform
     before = set(platform.left_out)
     platform.leave_out(name, reason)
     for left in set(platform.left_out) - before:
         runtime.readiness.pop(left, None)
+        runtime.failed_at_start[left] = platform.left_out[left].reason
         for blueprint, owner in runtime.blueprint_owners.items():
             if owner == left:
                 runtime.unavailable[blueprint] = f"The '{left}' family is unavailable."
+
+
+async def _shut_down(app: Quart, runtime: Runtime, plugin: LoadedPlugin) -> None:
+    """One family's ``shutdown``; errors are logged so every family gets its turn."""
+    try:
+        await runtime.platform.call_plugin(plugin, "shutdown", app=app)
+    except Exception:
+        log.exception("plugin '%s' failed to shut down", plugin.name)
 
 
 async def _stop(app: Quart, runtime: Runtime) -> None:
@@ -362,12 +376,8 @@ async def _stop(app: Quart, runtime: Runtime) -> None:
     if runtime.outbox is not None:
         await runtime.outbox.stop()
         runtime.outbox = None
-    platform = runtime.platform
     for plugin in reversed(runtime.started):
-        try:
-            await platform.call_plugin(plugin, "shutdown", app=app)
-        except Exception:
-            log.exception("plugin '%s' failed to shut down", plugin.name)
+        await _shut_down(app, runtime, plugin)
     runtime.started.clear()
     await db.close()
     if runtime.auth is not None:

@@ -279,14 +279,18 @@ def _register(platform: Platform, plugin: LoadedPlugin) -> None:
     except (ValueError, pluggy.PluginValidationError) as error:
         raise PluginLoadError(plugin.name, f"cannot register: {error}") from error
     platform.plugins[plugin.name] = plugin
+    hook_name = "add_hookspecs"
     try:
-        for impl in _own_impls(platform, "add_hookspecs", plugin.name):
+        for impl in _own_impls(platform, hook_name, plugin.name):
             impl.function(*[{"pm": platform.pm}[arg] for arg in impl.argnames])
+        hook_name = "settings_model"
         plugin.settings = _validate_settings(platform, plugin)
-    except Exception:
+    except Exception as error:
         del platform.plugins[plugin.name]
         platform.pm.unregister(name=plugin.name)
-        raise
+        if isinstance(error, PluginLoadError):
+            raise
+        raise PluginLoadError(plugin.name, f"hook {hook_name} failed: {error!r}") from error
 
 
 def _own_impls(platform: Platform, hook_name: str, plugin_name: str) -> Iterable[pluggy.HookImpl]:

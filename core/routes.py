@@ -96,9 +96,8 @@ def core_blueprint() -> Blueprint:
         for name, checks in runtime.readiness.items():
             results = {check: await _run_check(fn, timeout) for check, fn in sorted(checks.items())}
             plugins[name] = PluginReadiness(ok=all(r.ok for r in results.values()), checks=results)
-        for blueprint, reason in runtime.unavailable.items():
-            owner = runtime.blueprint_owners[blueprint]
-            plugins[owner] = PluginReadiness(
+        for name, reason in runtime.failed_at_start.items():
+            plugins[name] = PluginReadiness(
                 ok=False, checks={"startup": CheckResult(ok=False, error=reason)}
             )
         ready = database.ok and all(p.ok for p in plugins.values())

@@ -84,3 +84,62 @@ def test_a_family_cannot_add_per_request_hooks(core_settings):
 
     with pytest.raises(ConfigError, match="plugin 'meddler' adds per-request hooks"):
         create_app(core_settings({"meddler": {"module": "tests.plugins.meddler"}}))
+
+
+async def test_family_failing_after_its_startup_is_shut_down_and_reported(app_client):
+    from tests.plugins import fragile
+
+    fragile.SHUT_DOWN.clear()
+    plugins = {
+        "root": ROOT_FAMILY,
+        "fragile": {
+            "module": "tests.plugins.fragile",
+            "settings": {"fail_in": "readiness_checks"},
+            "on_failure": "skip",
+        },
+        "closer": {"module": "tests.plugins.closer"},
+    }
+    async with app_client(plugins) as client:
+        assert fragile.SHUT_DOWN == ["readiness_checks"]  # closed as soon as it failed
+        report = await (await client.get("/readyz")).get_json()
+        assert report["ready"] is False
+        assert (
+            "readiness checks exploded"
+            in report["plugins"]["fragile"]["checks"]["startup"]["error"]
+        )
+        assert report["plugins"]["closer"]["ok"] is True
+    assert fragile.SHUT_DOWN == ["readiness_checks"]  # and not a second time
+
+
+async def test_hook_raising_while_loading_follows_skip(app_client):
+    plugins = {
+        "root": ROOT_FAMILY,
+        "broken": {"module": "tests.plugins.bad_settings_model", "on_failure": "skip"},
+    }
+    async with app_client(plugins) as client:
+        info = await (await client.get("/")).get_json()
+        [left] = info["left_out"]
+        assert left["name"] == "broken" and left["status"] == "skipped"
+        assert (
+            left["reason"] == "hook settings_model failed: RuntimeError('settings model exploded')"
+        )
+
+
+def test_hook_raising_while_loading_aborts_naming_the_family(core_settings):
+    from core import create_app
+    from core.errors import PluginLoadError
+
+    with pytest.raises(PluginLoadError, match="plugin 'broken': hook settings_model failed"):
+        create_app(core_settings({"broken": {"module": "tests.plugins.bad_settings_model"}}))
+
+
+async def test_routeless_family_failing_at_startup_is_in_readyz(app_client):
+    plugins = {
+        "root": ROOT_FAMILY,
+        "stalled": {"module": "tests.plugins.stalled", "on_failure": "skip"},
+    }
+    async with app_client(plugins) as client:
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        check = (await response.get_json())["plugins"]["stalled"]["checks"]["startup"]
+        assert check["ok"] is False and "queue broker unreachable" in check["error"]

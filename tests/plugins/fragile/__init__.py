@@ -18,7 +18,7 @@ PLUGIN = PluginInfo(version="1.0.0", description="Fails on purpose.")
 class FragileSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    fail_in: Literal["nothing", "blueprints", "startup"] = "nothing"
+    fail_in: Literal["nothing", "blueprints", "startup", "readiness_checks"] = "nothing"
 
 
 @hookimpl
@@ -39,8 +39,19 @@ async def startup(plugin: LoadedPlugin) -> None:
         raise RuntimeError("startup exploded")
 
 
+SHUT_DOWN: list[str] = []
+
+
+@hookimpl
+async def shutdown(plugin: LoadedPlugin) -> None:
+    SHUT_DOWN.append(plugin.settings.fail_in)
+
+
 @hookimpl
 def readiness_checks(plugin: LoadedPlugin) -> Mapping[str, ReadinessCheck]:
+    if plugin.settings.fail_in == "readiness_checks":
+        raise RuntimeError("readiness checks exploded")
+
     async def failure_mode() -> str:
         return f"fails in {plugin.settings.fail_in}"
 
