@@ -225,14 +225,28 @@ async def test_test_pushes_need_a_device_and_are_limited(app_client, auth_emulat
         assert await Notification.all().count() == 5
 
 
-async def test_without_credentials_or_fcm_url_pushes_fail_with_the_reason(
+async def test_without_credentials_or_fcm_url_pushes_stay_queued_and_readyz_says_why(
     app_client, auth_emulator, monkeypatch
 ):
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     async with app_client({"users": {"module": "plugins.users"}}) as client:
+        report = await (await client.get("/readyz")).get_json()
+        push = report["plugins"]["users"]["checks"]["push"]
+        assert push["ok"] is True and push["detail"].startswith("not configured:")
         headers, _ = await registered(client, auth_emulator, "ios")
         queued = await (await client.post("/notifications/test", headers=headers)).get_json()
-        assert (await dispatcher_of(client).run_once()).dead == 1
-        failed = await notification(client, headers, queued["id"])
-        assert failed["status"] == "failed"
-        assert "push is not configured" in failed["deliveries"][0]["error"]
+        result = await dispatcher_of(client).run_once()
+        assert (result.retried, result.dead) == (1, 0)  # a deployment problem, not the message's
+        [message] = await OutboxMessage.all()
+        assert message.status == "pending" and "push is not configured" in message.last_error
+        assert (await notification(client, headers, queued["id"]))["status"] != "failed"
+
+
+async def test_users_serves_without_google_credentials_outside_the_emulator(
+    app_client, monkeypatch
+):
+    monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json")
+    async with app_client({"users": {"module": "plugins.users"}}) as client:
+        report = await (await client.get("/readyz")).get_json()
+        assert report["plugins"]["users"]["checks"]["push"]["detail"].startswith("not configured")
