@@ -305,16 +305,17 @@ async def _open(app: Quart, runtime: Runtime) -> None:
     config = runtime.tortoise_config
     db.check_migration_packages(config)
     await db.init(config)
-    pending = await db.pending_migrations(config)
-    if pending:
-        if not core.auto_migrate:
-            raise ConfigError(
-                "unapplied migrations: "
-                + ", ".join(pending)
-                + ". Run `imperfect db migrate`, or set IMPERFECT_AUTO_MIGRATE=1."
-            )
-        applied = await db.migrate(config)
-        log.info("applied migrations: %s", ", ".join(applied))
+    async with db.migration_lock(config):
+        pending = await db.pending_migrations(config)
+        if pending:
+            if not core.auto_migrate:
+                raise ConfigError(
+                    "unapplied migrations: "
+                    + ", ".join(pending)
+                    + ". Run `imperfect db migrate`, or set IMPERFECT_AUTO_MIGRATE=1."
+                )
+            applied = await db.migrate(config)
+            log.info("applied migrations: %s", ", ".join(applied))
     platform = runtime.platform
     for plugin in list(platform.plugins.values()):
         if plugin.name not in platform.plugins:

@@ -241,7 +241,8 @@ def _migrate_all() -> list[str]:
     async def run() -> list[str]:
         await db.init(runtime.tortoise_config)
         try:
-            return await db.migrate(runtime.tortoise_config)
+            async with db.migration_lock(runtime.tortoise_config):
+                return await db.migrate(runtime.tortoise_config)
         finally:
             await db.close()
 

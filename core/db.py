@@ -11,10 +11,13 @@ set; ``imperfect db migrate`` applies them.
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import importlib
 import importlib.util
 import inspect
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,11 +95,53 @@ def _owner(name: str) -> str:
     return "core" if name == CORE else f"plugin '{name}'"
 
 
+def _sqlite_path(database_url: str) -> Path | None:
+    if database_url.startswith("sqlite://") and ":memory:" not in database_url:
+        return Path(database_url.removeprefix("sqlite://").split("?", 1)[0])
+    return None
+
+
 def ensure_sqlite_directory(database_url: str) -> None:
     """Create the folder of a SQLite file (``sqlite://./data/x.sqlite3``)."""
-    if database_url.startswith("sqlite://") and ":memory:" not in database_url:
-        path = Path(database_url.removeprefix("sqlite://").split("?", 1)[0])
+    path = _sqlite_path(database_url)
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+
+
+# pg_advisory_lock key: the bytes of "impf" ("imperfect migrations").
+_MIGRATION_LOCK_KEY = 0x696D7066
+
+
+@asynccontextmanager
+async def migration_lock(config: dict[str, Any]) -> AsyncIterator[None]:
+    """Let one process at a time check and apply migrations (after :func:`init`).
+
+    Several instances starting together with ``IMPERFECT_AUTO_MIGRATE`` (or a
+    deploy step running ``imperfect db migrate`` beside them) would otherwise
+    apply the same migration twice. PostgreSQL: a session advisory lock held
+    on one pooled connection. SQLite: an exclusive lock on a file next to the
+    database.
+    """
+    database_url = config["connections"]["default"]
+    sqlite_path = _sqlite_path(database_url)
+    if sqlite_path is not None:
+        lock_path = sqlite_path.with_name(sqlite_path.name + ".migrate-lock")
+        with lock_path.open("a") as handle:
+            await asyncio.to_thread(fcntl.flock, handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    if not config["apps"] or not database_url.startswith(("postgres://", "postgresql://")):
+        yield
+        return
+    async with get_connection("default").acquire_connection() as connection:
+        await connection.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_KEY)
+        try:
+            yield
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
 
 
 def tortoise_config(database_url: str, all_models: Iterable[PluginModels]) -> dict[str, Any]:

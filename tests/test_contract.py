@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import time
-import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from core.emulator import AuthEmulator
-from core.testing import write_plugins_file
 from tests.conftest import ROOT, free_port
 from tests.fakes.alice import FakeAlice
 from tests.fakes.terra import FakeTerra
+from tests.support.servers import default_plugins_with_fakes, serving_processes
 
 pytestmark = pytest.mark.schemathesis
-
-
-def _default_plugins_with_fakes(alice: FakeAlice, terra: FakeTerra) -> dict[str, Any]:
-    """The checked-in plugins.toml, with sibling services pointed at their fakes."""
-    plugins = tomllib.loads((ROOT / "plugins.toml").read_text())["plugins"]
-    plugins["health_providers"]["settings"]["alice_url"] = alice.url
-    plugins["health_providers"]["settings"]["redis_url"] = ""
-    plugins["terra"]["settings"].update(
-        base_url=terra.url, dev_id=terra.dev_id, api_key=terra.api_key
-    )
-    return plugins
 
 
 @pytest.fixture
@@ -44,43 +28,14 @@ def live_server(
     fake_terra: FakeTerra,
 ) -> Iterator[str]:
     """``imperfect serve`` with every default family, siblings faked on real sockets."""
-    port = free_port()
-    plugins_file = write_plugins_file(
-        tmp_path / "plugins.toml", _default_plugins_with_fakes(fake_alice, fake_terra)
-    )
     env = {
-        **os.environ,
-        "IMPERFECT_PLUGINS_FILE": str(plugins_file),
         "DATABASE_URL": database_url,
         "IMPERFECT_AUTO_MIGRATE": "1",
         "FIREBASE_PROJECT_ID": auth_emulator.project_id,
     }
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/imperfect"), "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"server did not start:\n{(tmp_path / 'serve.log').read_text()}")
-            time.sleep(0.2)
+    plugins = default_plugins_with_fakes(fake_alice.url, fake_terra)
+    with serving_processes(tmp_path, plugins, [free_port()], env) as [base]:
         yield base
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
-        log.close()
 
 
 def test_schemathesis_finds_no_server_error_or_schema_mismatch(

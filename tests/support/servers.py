@@ -1,0 +1,86 @@
+"""``imperfect serve`` processes on real ports, for contract and multi-instance tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from core.testing import write_plugins_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_plugins_with_fakes(alice_url: str, terra: Any) -> dict[str, Any]:
+    """The checked-in plugins.toml, with sibling services pointed at their fakes."""
+    plugins = tomllib.loads((ROOT / "plugins.toml").read_text())["plugins"]
+    plugins["health_providers"]["settings"]["alice_url"] = alice_url
+    plugins["health_providers"]["settings"]["redis_url"] = ""
+    plugins["terra"]["settings"].update(
+        base_url=terra.url, dev_id=terra.dev_id, api_key=terra.api_key
+    )
+    return plugins
+
+
+@contextmanager
+def serving_processes(
+    workdir: Path,
+    plugins: Mapping[str, Any],
+    ports: list[int],
+    env: Mapping[str, str],
+    timeout: float = 60,
+) -> Iterator[list[str]]:
+    """Start one ``imperfect serve`` per port at the same moment; yield their base URLs.
+
+    They share the plugins file and ``env`` (database, Firebase project...), so they
+    are instances of one deployment. Each is stopped (its process group) afterwards.
+    """
+    plugins_file = write_plugins_file(workdir / "plugins.toml", plugins)
+    environment = {**os.environ, "IMPERFECT_PLUGINS_FILE": str(plugins_file), **env}
+    with ExitStack() as stack:
+        servers = []
+        for port in ports:
+            log = stack.enter_context((workdir / f"serve-{port}.log").open("w"))
+            server = subprocess.Popen(
+                [str(ROOT / ".venv/bin/imperfect"), "serve", "--port", str(port)],
+                cwd=workdir,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            stack.callback(_stop, server)
+            servers.append((port, server))
+        bases = [f"http://127.0.0.1:{port}" for port in ports]
+        deadline = time.monotonic() + timeout
+        for (port, server), base in zip(servers, bases, strict=True):
+            while not _healthy(base):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log_text = (workdir / f"serve-{port}.log").read_text()
+                    raise RuntimeError(f"server on port {port} did not start:\n{log_text}")
+                time.sleep(0.2)
+        yield bases
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
