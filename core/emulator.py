@@ -87,9 +87,6 @@ class AuthEmulator:
         users = data.get("users") or []
         return users[0] if users else None
 
-    def wipe(self) -> None:
-        self._http.delete(f"{self.base}/emulator/v1/projects/{self.project_id}/accounts")
-
 
 def sign_in_or_up(host: str, email: str, password: str) -> Account:
     """An ID token for ``email``: sign in, or sign up when the account is new."""

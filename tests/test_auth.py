@@ -138,3 +138,25 @@ async def test_emulator_host_is_refused_in_production(core_settings, auth_emulat
     with pytest.raises(Exception, match="FIREBASE_AUTH_EMULATOR_HOST is set while IMPERFECT_ENV"):
         async with app.test_app():
             pass
+
+
+async def test_admin_routes_need_the_admin_custom_claim(app_client, auth_emulator: AuthEmulator):
+    plugins = {"ledger": {"module": "tests.plugins.ledger"}}
+    account = auth_emulator.sign_up(_email(), "secret-pass-1")
+    async with app_client(plugins) as client:
+        refused = await client.delete(
+            "/ledger/entries", headers={"Authorization": f"Bearer {account.id_token}"}
+        )
+        assert refused.status_code == 403
+        assert (await refused.get_json())["code"] == "admin_required"
+
+        auth_emulator.set_claims(account.uid, {"admin": True})
+        admin = auth_emulator.sign_in(account.email, "secret-pass-1")  # a token with the claim
+        allowed = await client.delete(
+            "/ledger/entries", headers={"Authorization": f"Bearer {admin.id_token}"}
+        )
+        assert allowed.status_code == 204
+
+        spec = await (await client.get("/openapi.json")).get_json()
+        responses = spec["paths"]["/ledger/entries"]["delete"]["responses"]
+        assert {"204", "401", "403"} <= set(responses)

@@ -17,3 +17,10 @@ class LedgerCount(BaseModel):
 @endpoint(response=LedgerCount, auth="public")
 async def count_entries() -> LedgerCount:
     return LedgerCount(entries=await Entry.all().count())
+
+
+@blueprint.delete("/ledger/entries")
+@endpoint(auth="admin", status=204)
+async def clear_entries() -> None:
+    """Admins only: empty the ledger."""
+    await Entry.all().delete()
