@@ -76,13 +76,15 @@ class Runtime:
         self.started: list[LoadedPlugin] = []
         self.unavailable: dict[str, str] = {}  # blueprint name -> reason
         self.failed_at_start: dict[str, str] = {}  # family -> reason
+        # resolve_user implementations, fixed once start-up has settled which families serve
+        self.user_resolvers: list[tuple[LoadedPlugin, Any]] = []
         self.blueprint_owners: dict[str, str] = {}
         self.outbox_handlers: dict[str, tuple[str, OutboxHandler]] = {}  # kind -> (owner, handler)
         self.outbox: Dispatcher | None = None  # while serving
 
     async def resolve_user(self, identity: Identity) -> Any:
         """The first non-None ``resolve_user`` result, else the identity itself."""
-        for plugin, impl in self.platform.impls("resolve_user"):
+        for plugin, impl in self.user_resolvers:
             result = self.platform.call_one(plugin, impl, identity=identity)
             if asyncio.iscoroutine(result):
                 result = await result
@@ -335,6 +337,7 @@ async def _open(app: Quart, runtime: Runtime) -> None:
                 runtime.started.pop()
                 await _shut_down(app, runtime, plugin)
             _leave_out_at_start(runtime, plugin.name, reason)
+    runtime.user_resolvers = platform.impls("resolve_user")
     # A family left out at start-up keeps its messages queued until it runs again.
     handlers = {
         kind: handler

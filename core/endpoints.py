@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
-from quart import Response, current_app, g, request
+from quart import Response, current_app, request
 
 from core.auth import require_admin, require_recent_sign_in
 from core.errors import ApiError, RequestValidationError, pydantic_errors
@@ -179,7 +179,6 @@ async def _authenticate(declared: Endpoint) -> Any:
     window = declared.recent_sign_in
     if window is not None:
         require_recent_sign_in(identity, window() if callable(window) else window)
-    g.identity = identity
     return identity
 
 
