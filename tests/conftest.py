@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from core.testing import serving, settings_for, write_plugins_file
 from tests.fakes.alice import FakeAlice
 from tests.fakes.fcm import FakeFcm, serve_fake_fcm
 from tests.fakes.terra import FakeTerra
+from tests.support.servers import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 FIREBASE_BIN = Path(
@@ -86,7 +86,7 @@ def auth_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthEmul
         except (httpx.HTTPError, ValueError, KeyError):
             pass
         if process.poll() is not None or time.monotonic() > deadline:
-            os.killpg(process.pid, signal.SIGTERM)
+            stop_process_group(process)
             pytest.fail(
                 f"Firebase Auth Emulator did not start:\n{(workdir / 'emulator.log').read_text()}"
             )
@@ -102,11 +102,7 @@ def auth_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthEmul
             os.environ.pop("FIREBASE_AUTH_EMULATOR_HOST", None)
         else:
             os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = previous
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop_process_group(process)
         log.close()
 
 

@@ -57,7 +57,7 @@ def serving_processes(
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            stack.callback(_stop, server)
+            stack.callback(stop_process_group, server)
             servers.append((port, server))
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         deadline = time.monotonic() + timeout
@@ -77,10 +77,11 @@ def _healthy(base: str) -> bool:
         return False
 
 
-def _stop(server: subprocess.Popen[bytes]) -> None:
-    os.killpg(server.pid, signal.SIGTERM)
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a process started with ``start_new_session``, and its children; then SIGKILL."""
+    os.killpg(process.pid, signal.SIGTERM)
     try:
-        server.wait(timeout=20)
+        process.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
