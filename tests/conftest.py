@@ -30,9 +30,9 @@ from core.testing import serving, settings_for, write_plugins_file
 from tests.fakes.alice import FakeAlice
 from tests.fakes.fcm import FakeFcm, serve_fake_fcm
 from tests.fakes.terra import FakeTerra
+from tests.support import ROOT
 from tests.support.servers import stop_process_group
 
-ROOT = Path(__file__).resolve().parents[1]
 FIREBASE_BIN = Path(
     os.environ.get("IMPERFECT_FIREBASE_BIN", ROOT / ".tools/node_modules/.bin/firebase")
 )

@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from core.emulator import AuthEmulator
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port
 from tests.fakes.alice import FakeAlice
 from tests.fakes.terra import FakeTerra
+from tests.support import ROOT
 from tests.support.servers import default_plugins_with_fakes, serving_processes
 
 pytestmark = pytest.mark.schemathesis

@@ -12,9 +12,9 @@ from openapi_spec_validator import validate
 from werkzeug.routing import BaseConverter
 
 from core.openapi import path_parameters
+from tests.support import ROOT
 
-ROOT_DIR = Path(__file__).resolve().parents[1]
-CHECKED_IN_SPEC = ROOT_DIR / "docs" / "openapi.json"
+CHECKED_IN_SPEC = ROOT / "docs" / "openapi.json"
 GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
 
 PLUGINS: dict[str, Any] = {

@@ -14,6 +14,7 @@ from core.errors import ConfigError
 from tests.fakes.alice import FakeAlice
 from tests.fakes.terra import FakeTerra
 from tests.health_support import alice_connected, connect, families, member
+from tests.support import ROOT
 
 BUILT_IN = ["garmin", "oura", "whoop", "strava", "polar", "fitbit", "withings"]
 TERRA = ["coros", "suunto", "wahoo", "apple_health", "samsung_health"]
@@ -135,7 +136,6 @@ def test_a_clashing_or_invalid_provider_stops_start_up(core_settings, settings, 
 
 def test_checked_in_spec_lists_built_in_and_terra_providers():
     import json
-    from pathlib import Path
 
-    spec = json.loads((Path(__file__).parents[1] / "docs" / "openapi.json").read_text())
+    spec = json.loads((ROOT / "docs" / "openapi.json").read_text())
     assert provider_enums(spec) == {(*BUILT_IN, *TERRA)}

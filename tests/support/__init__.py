@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from quart.testing import QuartClient
 
@@ -11,6 +12,7 @@ from core.emulator import Account, AuthEmulator
 from core.outbox import Dispatcher
 
 PASSWORD = "pass-word-1"
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
 def runtime_of(client: QuartClient) -> Runtime:

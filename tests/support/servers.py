@@ -15,8 +15,7 @@ from typing import Any
 import httpx
 
 from core.testing import write_plugins_file
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
 
 
 def default_plugins_with_fakes(alice_url: str, terra: Any) -> dict[str, Any]:
