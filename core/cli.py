@@ -11,10 +11,8 @@ import difflib
 import json
 import os
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -27,22 +25,28 @@ from core.plugins import Platform, load_platform
 DEFAULT_SPEC_PATH = Path("docs/openapi.json")
 
 
-def _fails_cleanly(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Print configuration errors as one line on stderr and exit 1, no traceback."""
+class CliError(click.ClickException):
+    """A configuration error as click reports it: ``error: <message>`` on stderr, exit 1."""
 
-    @wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ConfigError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(1)
+    exit_code = 1
 
-    return run
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", file=file, err=file is None)
 
 
 class ImperfectGroup(click.Group):
-    """Built-in commands, plus the commands enabled plugins contribute."""
+    """Built-in commands, plus the commands enabled plugins contribute.
+
+    A :class:`~core.errors.ConfigError` raised by any command (a plugin's included) or
+    while finding one becomes a :class:`CliError`, so click prints it as one line and
+    exits 1, without a traceback.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as error:
+            raise CliError(str(error)) from error
 
     def _plugin_commands(self) -> dict[str, click.Command]:
         commands: dict[str, click.Command] = {}
@@ -70,11 +74,7 @@ class ImperfectGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.commands:
             return self.commands[name]
-        try:
-            return self._plugin_commands().get(name)
-        except ConfigError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(1)
+        return self._plugin_commands().get(name)
 
 
 def _who(owner: str) -> str:
@@ -99,25 +99,26 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int)
 @click.option("--migrate", is_flag=True, help="Apply pending migrations before serving.")
-@_fails_cleanly
 def serve(host: str, port: int, workers: int, migrate: bool) -> None:
-    """Serve the API with hypercorn."""
-    from hypercorn.config import Config
+    """Serve the API with hypercorn.
+
+    Hypercorn's settings are the defaults shipped in the package, overridden key by key by
+    ``$IMPERFECT_HYPERCORN_CONFIG`` or ``config/hypercorn.toml``. Application logs go to
+    stderr at ``$IMPERFECT_LOG_LEVEL`` (default INFO), in every worker.
+    """
     from hypercorn.run import run
 
+    from core.serving import configure_logging, hypercorn_config
+
+    config = hypercorn_config(host, port, workers)  # a bad file fails before the app
+    configure_logging()
     create_app()  # fail here, with a clear message, on any configuration problem
     if migrate:
         _migrate_all()
-    config_file = Path("config/hypercorn.toml")
-    config = Config.from_toml(config_file) if config_file.exists() else Config()
-    config.bind = [f"{host}:{port}"]
-    config.workers = workers
-    config.application_path = "core.app:create_app()"
     sys.exit(run(config))
 
 
 @cli.command()
-@_fails_cleanly
 def check() -> None:
     """Validate plugins.toml, every family's settings and the merged app, without serving."""
     app = create_app()
@@ -142,7 +143,6 @@ def check() -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_fails_cleanly
 def plugins(as_json: bool) -> None:
     """List every family: version, source, status and why, routes and tables."""
     runtime = runtime_of(create_app())
@@ -183,7 +183,6 @@ def describe_plugins(
 
 
 @cli.command()
-@_fails_cleanly
 def routes() -> None:
     """Every URL rule, its methods and the family that owns it."""
     runtime = runtime_of(create_app())
@@ -200,7 +199,6 @@ def routes() -> None:
     is_flag=True,
     help=f"Fail if the file (default {DEFAULT_SPEC_PATH}) differs from what the code produces.",
 )
-@_fails_cleanly
 def openapi(output: Path | None, check_file: bool) -> None:
     """Print, write (-o) or verify (--check) the merged OpenAPI document."""
     spec = runtime_of(create_app()).spec
@@ -250,7 +248,6 @@ def _migrate_all() -> list[str]:
 
 
 @database.command(name="migrate")
-@_fails_cleanly
 def db_migrate() -> None:
     """Apply every pending migration of every enabled family."""
     applied = _migrate_all()
@@ -261,7 +258,6 @@ def db_migrate() -> None:
 
 @database.command(name="makemigrations")
 @click.argument("plugin", required=False)
-@_fails_cleanly
 def db_makemigrations(plugin: str | None) -> None:
     """Write migrations for families whose models changed (or only PLUGIN)."""
     runtime = runtime_of(create_app())
@@ -276,22 +272,34 @@ def db_makemigrations(plugin: str | None) -> None:
 @click.argument("name")
 @click.option(
     "--directory",
-    type=click.Path(path_type=Path),
-    default=Path("plugins"),
-    show_default=True,
-    help="Where the package is created.",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where it is created [default: plugins, or . with --distribution]. In the tree "
+    "it must lie inside the working directory, which families are imported from.",
 )
-@_fails_cleanly
-def new_plugin(name: str, directory: Path) -> None:
+@click.option(
+    "--distribution",
+    is_flag=True,
+    help="Scaffold an installable package, imperfect-NAME/ with a pyproject.toml, "
+    "found through its entry point.",
+)
+def new_plugin(name: str, directory: Path | None, distribution: bool) -> None:
     """Scaffold a route family package (with a model, a migration and a test)."""
     from core.scaffold import scaffold
 
-    for path in scaffold(name, directory):
+    if directory is None:
+        directory = Path(".") if distribution else Path("plugins")
+    result = scaffold(name, directory, distribution=distribution, cwd=Path.cwd())
+    for path in result.written:
         click.echo(f"created {path}")
-    click.echo(
-        f"Now add it to plugins.toml:\n\n[plugins.{name}]\n"
-        f'module = "{directory.as_posix().replace("/", ".")}.{name}"\n'
-    )
+    if distribution:
+        click.echo(
+            f"\nInstall it where the platform runs: pip install -e {result.root}\n"
+            "Then add it to plugins.toml:"
+        )
+    else:
+        click.echo("\nNow add it to plugins.toml:")
+    click.echo(f"\n{result.plugins_table}")
 
 
 @cli.group()
@@ -309,7 +317,6 @@ def dev() -> None:
     show_default=True,
     help="host:port of the Firebase Auth Emulator.",
 )
-@_fails_cleanly
 def dev_token(email: str, password: str, emulator_host: str) -> None:
     """Print a Firebase Auth Emulator ID token for EMAIL (signing it up if new)."""
     from core.emulator import EmulatorError, sign_in_or_up

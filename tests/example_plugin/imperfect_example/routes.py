@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from quart import Blueprint
 
-from core import Identity, current_platform, endpoint
-from imperfect_example.schemas import NoteIn, NoteOut
+from core import Identity, endpoint
+from imperfect_example.schemas import FAMILY, NoteIn, NoteOut
 from imperfect_example.service import add_note, list_notes
 
 blueprint = Blueprint("example", __name__, url_prefix="/example")
@@ -13,8 +13,7 @@ blueprint = Blueprint("example", __name__, url_prefix="/example")
 @endpoint(body=NoteIn, response=NoteOut, status=201, errors=(409,))
 async def create_note(body: NoteIn, identity: Identity) -> NoteOut:
     """Store a note for the caller."""
-    settings = current_platform().plugins["example"].settings
-    return await add_note(identity.uid, body.text, settings.max_notes)
+    return await add_note(identity.uid, body.text, FAMILY.settings.max_notes)
 
 
 @blueprint.get("/notes")

@@ -4,6 +4,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from core import Family
+
 
 class ExampleSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -11,6 +13,10 @@ class ExampleSettings(BaseModel):
     greeting: str = "Hello"
     api_key: SecretStr
     max_notes: int = Field(100, ge=1)
+
+
+FAMILY = Family(__package__, ExampleSettings)
+"""This family in the running app, whatever the deployer named it in plugins.toml."""
 
 
 class NoteIn(BaseModel):
