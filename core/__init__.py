@@ -1,46 +1,101 @@
-"""The imperfect-api platform kernel: plugin loading, the route contract, the spec.
+"""The imperfect-api platform kernel: the one public API of route families.
 
-Plugin authors need only what is exported here.
+Everything a family may use is importable from ``core`` itself, the way ``pytest`` stands
+over ``_pytest`` and CKAN's ``plugins.toolkit`` states its promise: names listed in
+``__all__`` below keep their meaning across minor versions of the platform, and changing
+one is a breaking change of the platform. ``core.testing`` is public too, for tests.
+
+Every other module (``core.app``, ``core.auth``, ``core.outbox``, ...) is core's own: a
+family that imports one of them directly may break with any release, and CI refuses it
+(the import contracts in ``pyproject.toml``). Families never import each other either;
+they reach each other through hooks.
 """
 
 from __future__ import annotations
 
-from quart import current_app
+from quart import Quart, current_app
 
+from core import accounts
+from core.accounts import DeletionState
 from core.app import Runtime, create_app, service_version
 from core.auth import Identity
-from core.endpoints import endpoint
-from core.errors import ApiError
-from core.hookspecs import PushMessage, hookimpl, hookspec
-from core.outbox import OutboxItem, PermanentFailure, enqueue
-from core.plugins import LoadedPlugin, Platform, PluginInfo
+from core.clients import ServiceClient, UpstreamStream, UpstreamStreamError
+from core.endpoints import RequirementContext, RouteRequirement, endpoint
+from core.errors import ApiError, ConfigError, ConflictError, StartupError
+from core.families import USER_MODEL, Family, Stash, StashKey, User
+from core.hookspecs import PushMessage, ReadinessCheck, hookimpl, hookspec
+from core.outbox import OutboxHandler, OutboxItem, PermanentFailure, enqueue, utcnow
+from core.plugins import LoadedPlugin, Platform, PluginInfo, Registry
+from core.subscriptions import Subscription, handled_once, mark_handled, prune_handled
 
 __all__ = [
+    "USER_MODEL",
     "ApiError",
+    "ConfigError",
+    "ConflictError",
+    "DeletionState",
+    "Family",
     "Identity",
     "LoadedPlugin",
+    "OutboxHandler",
     "OutboxItem",
     "PermanentFailure",
     "Platform",
     "PluginInfo",
     "PushMessage",
+    "ReadinessCheck",
+    "Registry",
+    "RequirementContext",
+    "RouteRequirement",
     "Runtime",
+    "ServiceClient",
+    "StartupError",
+    "Stash",
+    "StashKey",
+    "Subscription",
+    "UpstreamStream",
+    "UpstreamStreamError",
+    "User",
+    "account_deletion_state",
     "create_app",
     "current_platform",
     "current_runtime",
     "endpoint",
     "enqueue",
+    "export_user_data",
+    "handled_once",
     "hookimpl",
     "hookspec",
+    "mark_handled",
+    "prune_handled",
+    "request_account_deletion",
     "service_version",
+    "utcnow",
 ]
 
 
-def current_runtime() -> Runtime:
-    """The running app's :class:`Runtime` (inside a request or app context)."""
-    return current_app.extensions["imperfect"]
+def current_runtime(app: Quart | None = None) -> Runtime:
+    """The :class:`Runtime` of ``app``, or of the app serving the current request."""
+    return (app or current_app).extensions["imperfect"]
 
 
-def current_platform() -> Platform:
-    """The running app's loaded plugins and core settings."""
-    return current_runtime().platform
+def current_platform(app: Quart | None = None) -> Platform:
+    """The loaded families and core settings of ``app`` (default: the current app)."""
+    return current_runtime(app).platform
+
+
+async def request_account_deletion(identity: Identity) -> DeletionState:
+    """Erase the caller in every enabled family, then their Firebase user (see
+    :mod:`core.accounts`); returns the deletion's state: ``done``, or ``pending`` while a
+    family cannot erase its part yet (core carries it on until it can)."""
+    return await accounts.request_deletion(current_runtime(), identity)
+
+
+async def account_deletion_state(identity: Identity) -> DeletionState | None:
+    """The caller's deletion request, if they made one."""
+    return await accounts.deletion_state(current_runtime(), identity)
+
+
+async def export_user_data(user: User) -> dict[str, object]:
+    """Every enabled family's ``account_export`` for ``user``: ``{"exported_at", "families"}``."""
+    return await accounts.export_account(current_runtime(), user)

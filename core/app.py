@@ -22,13 +22,21 @@ from typing import Any
 
 from quart import Blueprint, Quart, Response, request
 
-from core import db
+from core import accounts, db
 from core.auth import FirebaseAuth, Identity
 from core.config import CoreSettings
-from core.errors import ApiError, ConfigError, ConflictError, install_error_handlers
+from core.endpoints import RouteRequirement, declared_endpoint
+from core.errors import (
+    ApiError,
+    ConfigError,
+    ConflictError,
+    ContributionError,
+    install_error_handlers,
+)
+from core.families import User
 from core.openapi import BuiltSpec, build_spec
 from core.outbox import Dispatcher, OutboxHandler, OutboxPolicy
-from core.plugins import LoadedPlugin, Platform, load_platform
+from core.plugins import LoadedPlugin, Platform, Registry, load_platform
 
 log = logging.getLogger("imperfect.app")
 
@@ -81,6 +89,7 @@ class Runtime:
         self.blueprint_owners: dict[str, str] = {}
         self.outbox_handlers: dict[str, tuple[str, OutboxHandler]] = {}  # kind -> (owner, handler)
         self.outbox: Dispatcher | None = None  # while serving
+        self.requirements: dict[str, RouteRequirement] = {}  # by name, from route_requirements
 
     async def resolve_user(self, identity: Identity) -> Any:
         """The first non-None ``resolve_user`` result, else the identity itself."""
@@ -91,6 +100,14 @@ class Runtime:
             if result is not None:
                 return result
         return identity
+
+    async def find_user(self, identity: Identity) -> User | None:
+        """The local user of ``identity``, or ``None`` when no family has one for it."""
+        try:
+            found = await self.resolve_user(identity)
+        except ApiError:
+            return None
+        return None if found is identity else found
 
 
 def runtime_of(app: Quart) -> Runtime:
@@ -109,10 +126,15 @@ def create_app(core: CoreSettings | None = None, platform: Platform | None = Non
     install_error_handlers(app)
     _install_request_pipeline(app)
 
-    contributions = _collect(platform)
+    contributions, requirements = _collect(platform)
+    runtime.requirements = dict(requirements)
     all_models = [db.core_models(), *(c.models for c in contributions.values() if c.models)]
     db.check_table_conflicts(all_models)
     runtime.outbox_handlers = _outbox_handlers(contributions)
+    runtime.outbox_handlers[accounts.DELETION_KIND] = (
+        "core",
+        functools.partial(accounts.handle_deletion, runtime),
+    )
 
     from core.routes import core_blueprint
 
@@ -120,6 +142,7 @@ def create_app(core: CoreSettings | None = None, platform: Platform | None = Non
     for name, contribution in contributions.items():
         _register(app, runtime, name, contribution.blueprints)
 
+    _check_requirements(app, runtime)
     runtime.tortoise_config = db.tortoise_config(core.database_url, all_models)
     runtime.tables = {m.plugin: m.tables for m in all_models}
     runtime.spec = build_spec(
@@ -131,6 +154,7 @@ def create_app(core: CoreSettings | None = None, platform: Platform | None = Non
         tags=[CORE_TAG]
         + [{"name": p.name, "description": p.info.description} for p in platform.plugins.values()],
         fragments=[(name, c.fragment) for name, c in contributions.items() if c.fragment],
+        requirements=runtime.requirements,
     )
 
     @app.before_serving
@@ -144,16 +168,27 @@ def create_app(core: CoreSettings | None = None, platform: Platform | None = Non
     return app
 
 
-def _collect(platform: Platform) -> dict[str, Contribution]:
-    """Ask each family for its parts; a ``skip`` family that fails is left out."""
+def _collect(
+    platform: Platform,
+) -> tuple[dict[str, Contribution], Registry[RouteRequirement]]:
+    """Ask each family for its parts; a ``skip`` family that fails is left out.
+
+    A conflict is always fatal. A bad contribution to another family's registry is the
+    fault of the family that made it, which is left out (or aborts) in its place.
+    """
     while True:
         contributions: dict[str, Contribution] = {}
         try:
             for name, plugin in list(platform.plugins.items()):
                 contributions[name] = _contribution(platform, plugin)
-            return contributions
+            requirements = platform.collect(
+                "route_requirements", RouteRequirement, key=lambda r: r.name
+            )
+            return contributions, requirements
         except _HookFailed as failure:
             platform.leave_out(failure.plugin, failure.reason)
+        except ContributionError as error:
+            platform.leave_out(error.plugin, error.cause)
 
 
 class _HookFailed(Exception):
@@ -177,6 +212,10 @@ def _contribution(platform: Platform, plugin: LoadedPlugin) -> Contribution:
         hook_name = "outbox_handlers"
         handlers = platform.call_plugin_sync(plugin, hook_name)
         contribution.outbox_handlers = _checked_handlers(handlers or {})
+    except ConflictError:
+        raise
+    except ContributionError as error:
+        raise _HookFailed(error.plugin, error.cause) from error
     except Exception as error:
         raise _HookFailed(plugin.name, f"hook {hook_name} failed: {error!r}") from error
     return contribution
@@ -254,6 +293,19 @@ def _register(app: Quart, runtime: Runtime, owner: str, blueprints: list[Bluepri
         runtime.routes.append((rule.rule, ",".join(methods), owner))
 
 
+def _check_requirements(app: Quart, runtime: Runtime) -> None:
+    """Every requirement a route declares is defined by an enabled family (fail closed)."""
+    for rule in app.url_map.iter_rules():
+        declared = declared_endpoint(app.view_functions[rule.endpoint])
+        for name in declared.requires if declared else ():
+            if name not in runtime.requirements:
+                owner = runtime.blueprint_owners.get(rule.endpoint.rpartition(".")[0], "core")
+                raise ConfigError(
+                    f"plugin '{owner}': {rule.rule} requires '{name}', which no enabled family "
+                    "defines (route_requirements); enable that family or list it in requires"
+                )
+
+
 _REQUEST_HOOKS = (
     "before_request_funcs",
     "after_request_funcs",
@@ -305,7 +357,6 @@ async def _open(app: Quart, runtime: Runtime) -> None:
     core = runtime.core
     runtime.auth = FirebaseAuth(core)
     config = runtime.tortoise_config
-    db.check_migration_packages(config)
     await db.init(config)
     async with db.migration_lock(config):
         pending = await db.pending_migrations(config)
@@ -342,9 +393,11 @@ async def _open(app: Quart, runtime: Runtime) -> None:
     handlers = {
         kind: handler
         for kind, (owner, handler) in runtime.outbox_handlers.items()
-        if owner in platform.plugins
+        if owner == "core" or owner in platform.plugins
     }
-    runtime.outbox = Dispatcher(handlers, OutboxPolicy.from_settings(core))
+    runtime.outbox = Dispatcher(
+        handlers, OutboxPolicy.from_settings(core), context=lambda: app.app_context()
+    )
     if core.outbox_dispatcher and handlers:
         runtime.outbox.start()
 

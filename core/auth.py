@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import firebase_admin
+import google.auth.credentials
 from firebase_admin import auth as firebase_auth
 from firebase_admin.exceptions import FirebaseError
 from google.auth.exceptions import GoogleAuthError
@@ -68,8 +69,36 @@ class FirebaseAuth:
     def firebase_app(self) -> firebase_admin.App:
         return self._app
 
+    @property
+    def project_id(self) -> str:
+        """The Firebase (Google Cloud) project whose tokens this service accepts."""
+        return self.core.firebase_project_id
+
+    def google_credentials(self) -> google.auth.credentials.Credentials:
+        """The Google credential of this deployment, for calling other Google APIs (FCM).
+
+        Raises ``RuntimeError`` or ``google.auth.exceptions.DefaultCredentialsError`` when
+        there is none (the emulator, or no Application Default Credentials).
+        """
+        return self._app.credential.get_credential()
+
     def close(self) -> None:
         firebase_admin.delete_app(self._app)
+
+    async def delete_user(self, uid: str) -> None:
+        """Delete the Firebase user ``uid``; one already gone counts as deleted.
+
+        Raises ``firebase_admin.exceptions.FirebaseError`` (or a credential error) when
+        Firebase could not do it; the caller retries later.
+        """
+
+        def delete() -> None:
+            try:
+                firebase_auth.delete_user(uid, app=self._app)
+            except firebase_auth.UserNotFoundError:
+                return
+
+        await asyncio.to_thread(delete)
 
     async def identify(self, authorization: str | None) -> Identity:
         """Turn an ``Authorization`` header into an :class:`Identity`, or raise 401."""

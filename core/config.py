@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -115,7 +115,23 @@ class PluginEntry:
         return f"entry point {ENTRY_POINT_GROUP}:{self.entry_point}"
 
 
-_ENTRY_KEYS = {"module", "entry_point", "enabled", "on_failure", "requires", "settings"}
+class _PluginTable(BaseModel):
+    """One ``[plugins.<name>]`` table as written in ``plugins.toml``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    module: str | None = Field(None, min_length=1)
+    entry_point: str | None = Field(None, min_length=1)
+    enabled: bool = True
+    on_failure: OnFailure = "abort"
+    requires: list[str] = Field(default_factory=list)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> _PluginTable:
+        if bool(self.module) == bool(self.entry_point):
+            raise ValueError("give exactly one of 'module' or 'entry_point'")
+        return self
 
 
 def read_plugins_file(path: Path, settings: CoreSettings) -> list[PluginEntry]:
@@ -136,10 +152,7 @@ def read_plugins_file(path: Path, settings: CoreSettings) -> list[PluginEntry]:
             f"IMPERFECT_DISABLE/IMPERFECT_ENABLE name unknown plugin '{name}' "
             f"(known: {', '.join(sorted(known))})"
         )
-    entries = []
-    for name, table in tables.items():
-        entries.append(_entry_from_table(name, table, settings))
-    return entries
+    return [_entry_from_table(name, table, settings) for name, table in tables.items()]
 
 
 def _entry_from_table(name: str, table: Any, settings: CoreSettings) -> PluginEntry:
@@ -148,25 +161,16 @@ def _entry_from_table(name: str, table: Any, settings: CoreSettings) -> PluginEn
         raise ConfigError(f"{where}: the name '{RESERVED_NAME}' is reserved for the platform")
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: [plugins.{name}] must be a table")
-    unknown = set(table) - _ENTRY_KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)} in [plugins.{name}]")
-    module, entry_point = table.get("module"), table.get("entry_point")
-    if bool(module) == bool(entry_point):
-        raise ConfigError(f"{where}: give exactly one of 'module' or 'entry_point'")
-    on_failure = table.get("on_failure", "abort")
-    if on_failure not in ("abort", "skip"):
-        raise ConfigError(f'{where}: on_failure must be "abort" or "skip", not {on_failure!r}')
-    requires = table.get("requires", [])
-    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
-        raise ConfigError(f"{where}: requires must be a list of plugin names")
-    raw_settings = table.get("settings", {})
-    if not isinstance(raw_settings, dict):
-        raise ConfigError(f"{where}: settings must be a table")
-    enabled = table.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError(f"{where}: enabled must be true or false")
-    disabled_by = None
+    try:
+        parsed = _PluginTable.model_validate(table)
+    except PydanticValidationError as error:
+        problems = "; ".join(
+            (f"key '{'.'.join(str(p) for p in e['loc'])}': " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ")
+            for e in error.errors()
+        )
+        raise ConfigError(f"{where}: [plugins.{name}]: {problems}") from error
+    enabled, disabled_by = parsed.enabled, None
     if name in settings.disabled_names:
         enabled, disabled_by = False, "IMPERFECT_DISABLE"
     elif name in settings.enabled_names:
@@ -175,12 +179,12 @@ def _entry_from_table(name: str, table: Any, settings: CoreSettings) -> PluginEn
         disabled_by = "plugins.toml"
     return PluginEntry(
         name=name,
-        module=module,
-        entry_point=entry_point,
+        module=parsed.module,
+        entry_point=parsed.entry_point,
         enabled=enabled,
-        on_failure=on_failure,
-        requires=tuple(requires),
-        raw_settings=raw_settings,
+        on_failure=parsed.on_failure,
+        requires=tuple(parsed.requires),
+        raw_settings=parsed.settings,
         disabled_by=disabled_by,
     )
 

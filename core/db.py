@@ -16,6 +16,7 @@ import fcntl
 import importlib
 import importlib.util
 import inspect
+import pkgutil
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -157,13 +158,37 @@ def tortoise_config(database_url: str, all_models: Iterable[PluginModels]) -> di
 
 
 def check_migration_packages(config: dict[str, Any]) -> None:
-    """Every family with models needs its migrations package before it can serve."""
+    """Every family with models needs its migrations package, written for its name.
+
+    A family's name in ``plugins.toml`` is its Tortoise app label, which its migrations
+    record: a family renamed in ``plugins.toml`` cannot apply them, so say so in one line.
+    """
     for plugin, app_config in config["apps"].items():
-        if importlib.util.find_spec(app_config["migrations"]) is None:
+        package = app_config["migrations"]
+        if importlib.util.find_spec(package) is None:
             raise ConfigError(
                 f"plugin '{plugin}': its models have no migrations package "
-                f"{app_config['migrations']}; run `imperfect db makemigrations {plugin}`"
+                f"{package}; run `imperfect db makemigrations {plugin}`"
             )
+        recorded = _recorded_labels(package) - {plugin}
+        if recorded:
+            raise ConfigError(
+                f"plugin '{plugin}': its migrations ({package}) were written for the family "
+                f"name '{sorted(recorded)[0]}'; a family's name is recorded in its migrations "
+                f"and migration history, so enable it as [plugins.{sorted(recorded)[0]}]"
+            )
+
+
+def _recorded_labels(package: str) -> set[str]:
+    """The app labels a migrations package's models were created under."""
+    labels: set[str] = set()
+    for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        migration = getattr(importlib.import_module(f"{package}.{info.name}"), "Migration", None)
+        for operation in getattr(migration, "operations", ()):
+            app = (getattr(operation, "options", None) or {}).get("app")
+            if isinstance(app, str):
+                labels.add(app)
+    return labels
 
 
 async def unmigrated_changes(config: dict[str, Any]) -> list[str]:
@@ -171,6 +196,7 @@ async def unmigrated_changes(config: dict[str, Any]) -> list[str]:
     from tortoise.migrations.autodetector import MigrationAutodetector
 
     ctx = await Tortoise.init(config=config, init_connections=False)
+    assert ctx.apps is not None
     try:
         writers = await MigrationAutodetector(ctx.apps, config["apps"]).changes()
     finally:
@@ -180,6 +206,7 @@ async def unmigrated_changes(config: dict[str, Any]) -> list[str]:
 
 async def init(config: dict[str, Any]) -> None:
     """Initialise Tortoise for the served app, reachable from every request task."""
+    check_migration_packages(config)
     ensure_sqlite_directory(config["connections"]["default"])
     await Tortoise.init(config=config, _enable_global_fallback=True)
 
@@ -223,6 +250,7 @@ async def make_migrations(config: dict[str, Any], plugin: str | None = None) -> 
     for app_config in apps.values():
         _ensure_package(app_config["migrations"])
     ctx = await Tortoise.init(config=config, init_connections=False)
+    assert ctx.apps is not None
     try:
         writers = await MigrationAutodetector(ctx.apps, apps).changes()
     finally:

@@ -24,13 +24,43 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
-from quart import Response, current_app, request
+from quart import Request, Response, current_app, request
 
-from core.auth import require_admin, require_recent_sign_in
+from core.auth import Identity, require_admin, require_recent_sign_in
 from core.errors import ApiError, RequestValidationError, pydantic_errors
 
 AuthLevel = Literal["public", "user", "admin"]
 JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class RequirementContext:
+    """What a route requirement's check sees of the request it guards."""
+
+    route: Endpoint
+    identity: Identity | None
+    user: Any  # the resolved local user when the handler takes ``user``, else None
+    request: Request
+
+
+@dataclass(frozen=True)
+class RouteRequirement:
+    """A per-route requirement a family defines and other families declare on routes.
+
+    A family returns these from its ``route_requirements`` hook; any route declares
+    ``@endpoint(requires=("<name>",))``. Core runs ``check`` in its one request pipeline,
+    after authentication and user resolution and before the body is read; ``check``
+    refuses the request by raising :class:`~core.errors.ApiError`. ``security_scheme``
+    (an OpenAPI security scheme object, for example a header ``apiKey``) is added to the
+    spec as ``name`` and required, together with the bearer token, on every route that
+    declares it; ``errors`` are the statuses ``check`` may answer, documented on those routes.
+    """
+
+    name: str
+    check: Callable[[RequirementContext], Awaitable[None]]
+    description: str
+    security_scheme: Mapping[str, Any] | None = None
+    errors: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +84,9 @@ class Endpoint:
     include_in_schema: bool
     media_type: str
     resolves_user: bool
+    requires: tuple[str, ...] = ()
+    raw_body: bool = False
+    raw_body_media_type: str | None = None
     response_adapter: TypeAdapter[Any] | None = field(default=None, compare=False)
     status_adapters: Mapping[int, TypeAdapter[Any]] = field(default_factory=dict, compare=False)
 
@@ -75,6 +108,8 @@ def endpoint(
     deprecated: bool = False,
     include_in_schema: bool = True,
     media_type: str = JSON,
+    requires: Iterable[str] = (),
+    raw_body: bool | str = False,
 ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
     """Declare a handler's contract.
 
@@ -91,7 +126,11 @@ def endpoint(
     It returns a value for ``response``, a ``(value, status)`` pair, or a
     :class:`quart.Response` that is passed through untouched (streams,
     redirects, files). ``media_type`` documents what a passed-through response
-    carries when it is not JSON.
+    carries when it is not JSON. ``requires`` names route requirements other families
+    define (``route_requirements`` hook), run by core before the handler. ``raw_body=True``
+    (or the media type the route takes, such as ``"application/json"``) gives the handler
+    the body's bytes, unparsed and read once within the platform's size limit, as
+    ``raw_body``: for webhooks whose signature covers exactly what was sent.
     """
 
     def decorate(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -99,7 +138,7 @@ def endpoint(
             raise TypeError(f"@endpoint handler {handler.__qualname__} must be async def")
         adapter = TypeAdapter(response) if response is not None else None
         wanted = set(inspect.signature(handler).parameters)
-        _check_signature(handler, wanted, body=body, query=query, auth=auth)
+        _check_signature(handler, wanted, body=body, query=query, auth=auth, raw_body=raw_body)
         declared = Endpoint(
             name=handler.__name__,
             body=body,
@@ -118,6 +157,9 @@ def endpoint(
             include_in_schema=include_in_schema,
             media_type=media_type,
             resolves_user="user" in wanted,
+            requires=tuple(dict.fromkeys(requires)),
+            raw_body=bool(raw_body),
+            raw_body_media_type=raw_body if isinstance(raw_body, str) else None,
             response_adapter=adapter,
             status_adapters={code: TypeAdapter(model) for code, model in (responses or {}).items()},
         )
@@ -126,14 +168,19 @@ def endpoint(
 
         @functools.wraps(handler)
         async def wrapper(**kwargs: Any) -> Any:
+            identity = user = None
             if auth != "public":
                 identity = await _authenticate(declared)
                 if wants_identity:
                     kwargs["identity"] = identity
                 if wants_user:
-                    kwargs["user"] = await current_app.extensions["imperfect"].resolve_user(
+                    user = kwargs["user"] = await current_app.extensions["imperfect"].resolve_user(
                         identity
                     )
+            if declared.requires:
+                await _check_requirements(declared, identity, user)
+            if declared.raw_body:
+                kwargs["raw_body"] = await request.get_data(cache=False)
             if query is not None:
                 kwargs["query"] = _parse_query(query, query_lists)
             if body is not None:
@@ -154,9 +201,14 @@ def _check_signature(
     body: Any,
     query: Any,
     auth: AuthLevel,
+    raw_body: bool | str,
 ) -> None:
     """Catch declaration mistakes when the module loads, not as a 500 per request."""
     where = f"@endpoint handler {handler.__qualname__}"
+    if bool(raw_body) != ("raw_body" in wanted):
+        raise TypeError(f"{where} must take 'raw_body' exactly when it declares raw_body=")
+    if raw_body and body is not None:
+        raise TypeError(f"{where} declares both body= and raw_body=; parse the raw body itself")
     for name, model in (("body", body), ("query", query)):
         if model is not None and name not in wanted:
             raise TypeError(f"{where} declares {name}= but takes no '{name}' parameter")
@@ -180,6 +232,13 @@ async def _authenticate(declared: Endpoint) -> Any:
     if window is not None:
         require_recent_sign_in(identity, window() if callable(window) else window)
     return identity
+
+
+async def _check_requirements(declared: Endpoint, identity: Identity | None, user: Any) -> None:
+    requirements = current_app.extensions["imperfect"].requirements
+    context = RequirementContext(declared, identity, user, request)
+    for name in declared.requires:
+        await requirements[name].check(context)
 
 
 def _list_fields(model: type[BaseModel]) -> frozenset[str]:

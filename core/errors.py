@@ -35,6 +35,14 @@ class PluginLoadError(ConfigError):
         self.cause = cause
 
 
+class ContributionError(PluginLoadError):
+    """A family's contribution to another family's registry is invalid: the author is blamed."""
+
+
+class StartupError(Exception):
+    """The app could not start serving: a dependency is unreachable, a family's start-up failed."""
+
+
 class ApiError(Exception):
     """An error a handler raises to answer ``{"detail", "code"}`` with ``status``."""
 
@@ -155,8 +163,9 @@ def install_error_handlers(app: Quart) -> None:
     async def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
         headers = {}
-        if status == 405 and getattr(error, "valid_methods", None):
-            headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        allowed = getattr(error, "valid_methods", None)
+        if status == 405 and allowed:
+            headers["Allow"] = ", ".join(sorted(allowed))
         detail = _HTTP_DETAILS.get(status) or error.description or error.name
         return error_response(status, _HTTP_CODES.get(status, "http_error"), detail, headers)
 

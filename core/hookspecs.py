@@ -1,24 +1,26 @@
 """The plugin contract: every hook a route family may implement.
 
-A plugin is a module (or any object) whose functions are marked with
-``@hookimpl``. Core calls each hook **once per plugin**, passing that plugin's
-own :class:`~core.plugins.LoadedPlugin` as ``plugin`` (its name, validated
-settings and a ``state`` namespace for clients it creates at start-up) and the
-shared :class:`~core.plugins.Platform` as ``platform``. As with pytest, an
-implementation may accept any subset of a hook's arguments, so arguments can be
-added to a hook later without breaking existing plugins.
+A family is a module whose functions are marked ``@hookimpl``. Core calls each hook
+**once per family**, itself (not through pluggy's relay), in dependency order, passing the
+family its own :class:`~core.plugins.LoadedPlugin` as ``plugin`` (name, validated
+``settings``, and ``stash``, its typed run-time state) and the shared
+:class:`~core.plugins.Platform` as ``platform``. As with pytest, an implementation may take
+any subset of a hook's arguments, by name, so arguments can be added to a hook later
+without breaking anyone; an argument the hook does not have is a start-up error.
 
-Any hook may be ``async def`` (or return an awaitable): core awaits it. A hook
-that raises while the app is built or started is attributed to its plugin,
-which is then aborted or skipped according to its ``on_failure`` setting.
+Each hook below says when it runs, what it gets, what it returns and whether it may be
+``async def`` (core awaits those). The hooks that run while the app is built are
+synchronous (:data:`SYNCHRONOUS`); an ``async`` implementation of one is a start-up error
+naming the family. A hook that raises while the app is built or started is attributed to
+its family, which then stops start-up or is left out, by its ``on_failure``; a conflict
+between families is always fatal.
 
-Plugins may define hooks of their own for other plugins to implement (that is
-how ``health_providers`` takes new providers and ``home`` new board sections):
-implement :func:`add_hookspecs` and call ``pm.add_hookspecs(module)``. An
-implementation of a hook owned by a plugin that may be disabled is marked
-``@hookimpl(optionalhook=True)``; any other implementation of an unknown hook
-is a start-up error (``pm.check_pending()``), so a misspelt hook never becomes
-a silent no-op.
+Families define hooks of their own for others (``health_providers`` takes providers this
+way): implement :func:`add_hookspecs`. An implementation of a hook owned by a family that
+may be disabled is marked ``@hookimpl(optionalhook=True)``; any other implementation of an
+unknown hook is a start-up error (``pm.check_pending()``), so a misspelt hook is never a
+silent no-op. ``tests/test_hook_contract.py`` checks that this module, ``docs/plugins.md``
+and the code agree.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
     from quart import Blueprint, Quart
 
     from core.auth import Identity
+    from core.endpoints import RouteRequirement
+    from core.families import User
     from core.outbox import OutboxHandler
     from core.plugins import LoadedPlugin, Platform
 
@@ -44,6 +48,20 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 ReadinessCheck = Callable[[], Awaitable[str | None]]
+
+SYNCHRONOUS = frozenset(
+    {
+        "add_hookspecs",
+        "settings_model",
+        "blueprints",
+        "model_modules",
+        "spec_fragments",
+        "outbox_handlers",
+        "route_requirements",
+        "cli_commands",
+    }
+)
+"""Hooks core calls while it builds the app or the CLI: they must not be ``async``."""
 
 
 @dataclass(frozen=True)
@@ -58,49 +76,54 @@ class PushMessage:
 
 @hookspec
 def add_hookspecs(pm: pluggy.PluginManager) -> None:
-    """Add hook specifications that other plugins may implement.
+    """Add hook specifications that other families may implement.
 
-    Runs right after the plugin is registered, before any other hook and before
-    ``pm.check_pending()``. Call ``pm.add_hookspecs(module_or_class)``.
-    Plugins that implement those hooks should declare the owner in
-    ``requires`` or mark their implementations ``optionalhook=True``.
+    Runs: right after the family is registered, before any other of its hooks and before
+    ``pm.check_pending()``.
+    Gets: ``pm``, the platform's pluggy plugin manager.
+    Returns: nothing; call ``pm.add_hookspecs(module)`` with the family's ``hookspecs``.
+    May be async: no.
     """
 
 
 @hookspec
 def settings_model() -> type[BaseModel] | None:
-    """Return the pydantic model that validates ``[plugins.<name>.settings]``.
+    """Name the pydantic model that validates ``[plugins.<name>.settings]``.
 
-    Runs once while plugins load, before start-up. Unknown keys, wrong types
-    and missing secrets are errors naming the plugin and the key, so the model
-    should forbid extra keys (core enforces ``extra="forbid"`` either way).
-    Declare secrets as :class:`pydantic.SecretStr` so they are never printed.
-    Return ``None`` (or do not implement the hook) for a plugin without
-    settings; a settings table given to such a plugin is an error.
+    Runs: once while families load, before the app is built.
+    Gets: nothing.
+    Returns: the model, or ``None`` for a family without settings (a settings table given
+    to it is then an error). Core adds ``extra="forbid"``; unknown keys, wrong types and
+    missing secrets are errors naming the family and the key. Declare secrets as
+    :class:`pydantic.SecretStr`.
+    May be async: no.
     """
 
 
 @hookspec
 def blueprints(plugin: LoadedPlugin, platform: Platform) -> Iterable[Blueprint]:
-    """Return the Quart blueprints this plugin serves.
+    """Return the Quart blueprints this family serves.
 
-    Runs once in ``create_app``, after settings are validated. Handlers are
-    declared with :func:`core.endpoints.endpoint`, which feeds validation and
-    the OpenAPI document from one declaration. A method + URL rule that another
-    plugin (or core) already serves is a start-up error naming both plugins.
+    Runs: once in ``create_app``, after settings are validated.
+    Gets: ``plugin``, ``platform``.
+    Returns: blueprints whose handlers are declared with :func:`core.endpoint`. A method +
+    URL rule another family (or core) serves is a start-up error naming both.
+    May be async: no.
     """
 
 
 @hookspec
 def model_modules(plugin: LoadedPlugin) -> Iterable[str]:
-    """Return dotted paths of modules holding this plugin's Tortoise models.
+    """Return the dotted names of the modules holding this family's Tortoise models.
 
-    Runs once in ``create_app``. The plugin becomes one Tortoise app labelled
-    with its name; its migrations live in the ``migrations`` package next to
-    the first module returned (``plugins.users.models`` ->
-    ``plugins.users.migrations``). A table name another plugin already uses is
-    a start-up error naming both plugins. Models of other plugins are reached
-    as ``"<plugin>.<Model>"`` in relations, and only for declared ``requires``.
+    Runs: once in ``create_app``.
+    Gets: ``plugin``.
+    Returns: module names; the family becomes one Tortoise app labelled with its name, its
+    migrations in the ``migrations`` package next to the first module. A table another
+    family uses is a start-up error naming both. Point at the user table with
+    :data:`core.USER_MODEL`, at another family's model with ``"<family>.<Model>"`` (and
+    list that family in ``requires``).
+    May be async: no.
     """
 
 
@@ -108,66 +131,49 @@ def model_modules(plugin: LoadedPlugin) -> Iterable[str]:
 def spec_fragments(plugin: LoadedPlugin) -> Mapping[str, Any] | None:
     """Return a static OpenAPI fragment to merge into the document.
 
-    Runs once when the document is built (at start-up). Recognised keys:
-    ``tags`` (a list of tag objects), ``components`` (by section: ``schemas``,
-    ``securitySchemes``, ...), ``paths`` (for operations not declared with
-    ``@endpoint``, documenting a route declared with
-    ``@endpoint(include_in_schema=False)``). A component name that
-    another plugin defines with different content is a start-up error naming
-    both plugins; identical content is shared.
+    Runs: once in ``create_app``, when the document is built.
+    Gets: ``plugin``.
+    Returns: a mapping with ``tags``, ``components`` (``schemas``, ``securitySchemes``,
+    ``parameters``, ``responses``, ``examples``, ``headers``) and ``paths`` (operations no
+    ``@endpoint`` documents), or ``None``. The same component name with other content from
+    another family is a start-up error naming both; core's tags and security schemes
+    cannot be redefined.
+    May be async: no.
     """
 
 
 @hookspec
 def outbox_handlers(plugin: LoadedPlugin, platform: Platform) -> Mapping[str, OutboxHandler]:
-    """Return this plugin's outbox handlers, by message kind.
+    """Return this family's outbox handlers, by message kind.
 
-    Runs once in ``create_app`` (must be synchronous). A family queues a side effect with
-    ``await core.enqueue(kind, payload)`` inside the transaction of the change that causes
+    Runs: once in ``create_app``.
+    Gets: ``plugin``, ``platform``.
+    Returns: ``{"<family>.<what>": async handler}``. A family queues a side effect with
+    ``await core.enqueue(kind, payload)`` inside the transaction of the change causing
     it; after the commit, core's dispatcher calls ``await handler(item)`` with a
-    :class:`core.outbox.OutboxItem` (``id``, ``kind``, ``payload``, ``attempt``, ``final``),
-    outside any request and transaction, with half of ``IMPERFECT_OUTBOX_LEASE`` as its time
-    limit. Returning marks the message done. Raising
-    :class:`core.outbox.PermanentFailure` marks it dead at once; any other exception retries
-    it later with exponential backoff, until ``IMPERFECT_OUTBOX_MAX_ATTEMPTS`` (``final``
-    tells the handler that this attempt is the last). Delivery is at least once, so a
-    handler should check whether its work is already done. Name kinds
-    ``"<plugin>.<what>"``; a kind two plugins return is a start-up error naming both.
-    Messages of a kind no enabled plugin handles wait in the outbox. Handlers read
-    run-time state from ``plugin.state`` when called, not when returned.
+    :class:`core.OutboxItem` (``id``, ``kind``, ``payload``, ``attempt``, ``final``),
+    outside any request and transaction, with half of ``IMPERFECT_OUTBOX_LEASE`` as its
+    time limit. Returning marks it done; :class:`core.PermanentFailure` marks it dead at
+    once; any other exception retries it with exponential backoff until
+    ``IMPERFECT_OUTBOX_MAX_ATTEMPTS``. Delivery is at least once: check whether the work
+    is done already. A kind two families return is a start-up error naming both.
+    May be async: no (the handlers it returns are async).
     """
 
 
 @hookspec
-def startup(plugin: LoadedPlugin, platform: Platform, app: Quart) -> None:
-    """Prepare run-time resources (HTTP clients, subscribers, caches).
+def route_requirements(plugin: LoadedPlugin, platform: Platform) -> Iterable[RouteRequirement]:
+    """Return the per-route requirements this family defines for any family's routes.
 
-    Runs once before the app serves its first request, after the database is
-    initialised and migrations are checked, in dependency order (a plugin
-    starts after the plugins it requires). Store what you create on
-    ``plugin.state``. May be async.
-    """
-
-
-@hookspec
-def shutdown(plugin: LoadedPlugin, platform: Platform, app: Quart) -> None:
-    """Release what :func:`startup` created.
-
-    Runs once after the app stops serving, in reverse dependency order, and
-    also when start-up failed after this plugin started. May be async. Errors
-    are logged, never raised, so every plugin gets its turn.
-    """
-
-
-@hookspec
-def readiness_checks(plugin: LoadedPlugin, platform: Platform) -> Mapping[str, ReadinessCheck]:
-    """Return named async checks that ``GET /readyz`` runs for this plugin.
-
-    Runs once at start-up to collect the checks; each check then runs on every
-    ``/readyz`` call with a time limit. A check passes by returning and fails
-    by raising; the exception's message is reported (keep it free of secrets).
-    A passing check may return a short string saying how it passed (for example
-    ``"disabled: no REDIS_URL"``), reported as ``detail``.
+    Runs: once in ``create_app``.
+    Gets: ``plugin``, ``platform``.
+    Returns: :class:`core.RouteRequirement` objects. A route declares one by name,
+    ``@endpoint(requires=("<name>",))``; core runs its ``check`` in the request pipeline
+    after authentication and before the handler, and documents it in the spec (its
+    ``security_scheme`` and ``errors``). A name another family defines too is a start-up
+    error naming both; a route requiring a name no enabled family defines stops start-up
+    (it fails closed), so the declaring family lists the defining one in ``requires``.
+    May be async: no.
     """
 
 
@@ -175,54 +181,106 @@ def readiness_checks(plugin: LoadedPlugin, platform: Platform) -> Mapping[str, R
 def cli_commands(plugin: LoadedPlugin, platform: Platform) -> Iterable[click.Command]:
     """Return click commands to add to the ``imperfect`` CLI.
 
-    Runs when the CLI starts, after plugins load (no app, no database). A
-    command name another plugin or core already uses is an error naming both.
+    Runs: when the CLI starts, after families load (no app, no database).
+    Gets: ``plugin``, ``platform``.
+    Returns: click commands. A name another family or core uses is an error naming both.
+    May be async: no.
+    """
+
+
+@hookspec
+def startup(plugin: LoadedPlugin, platform: Platform, app: Quart) -> None:
+    """Prepare run-time resources (HTTP clients, subscribers, caches).
+
+    Runs: once before the app serves its first request, after the database is initialised
+    and migrations are checked, in dependency order (after the families it requires).
+    Gets: ``plugin``, ``platform``, ``app``.
+    Returns: nothing; keep what it creates in ``plugin.stash`` under a
+    :class:`core.StashKey`.
+    May be async: yes.
+    """
+
+
+@hookspec
+def shutdown(plugin: LoadedPlugin, platform: Platform, app: Quart) -> None:
+    """Release what :func:`startup` created.
+
+    Runs: once after the app stops serving, in reverse dependency order, and also when
+    start-up failed after this family started.
+    Gets: ``plugin``, ``platform``, ``app``.
+    Returns: nothing; errors are logged, never raised, so every family gets its turn.
+    May be async: yes.
+    """
+
+
+@hookspec
+def readiness_checks(plugin: LoadedPlugin, platform: Platform) -> Mapping[str, ReadinessCheck]:
+    """Return named checks that ``GET /readyz`` runs for this family.
+
+    Runs: once at start-up, right after the family's ``startup``; each check then runs on
+    every ``/readyz`` call within ``IMPERFECT_READINESS_TIMEOUT``.
+    Gets: ``plugin``, ``platform``.
+    Returns: ``{"name": async check}``; a check passes by returning (optionally a short
+    string shown as ``detail``) and fails by raising (its message is shown: keep secrets
+    out of it).
+    May be async: yes.
     """
 
 
 @hookspec(firstresult=True)
-def resolve_user(identity: Identity, platform: Platform) -> Any:
-    """Turn a verified Firebase identity into the caller's local user object.
+def resolve_user(identity: Identity, platform: Platform) -> User | None:
+    """Turn a verified Firebase identity into the caller's local user.
 
-    Runs on each request whose handler takes a ``user`` parameter, after the
-    ID token is verified. The first non-``None`` result is passed as ``user``;
-    when no plugin resolves it, ``user`` is the :class:`~core.auth.Identity`
-    itself. Raise
-    :class:`core.errors.ApiError` to refuse the caller (for example 403 when
-    no local record exists yet). May be async.
+    Runs: on each request whose handler takes ``user``, after the ID token is verified;
+    also when core erases an account.
+    Gets: ``identity`` (:class:`core.Identity`), ``platform``.
+    Returns: a :class:`core.User`, or ``None`` to let another family answer; the first
+    answer wins (families asked in dependency order). With no answer, ``user`` is the
+    ``Identity`` itself. Raise :class:`core.ApiError` to refuse the caller (403 while no
+    local record exists). Implemented by the family that stores users (``users``).
+    May be async: yes.
     """
 
 
 @hookspec
-def account_deleted(plugin: LoadedPlugin, platform: Platform, user: Any) -> None:
-    """Erase every row this plugin holds for ``user`` (right to be forgotten).
+def account_deleted(plugin: LoadedPlugin, platform: Platform, user: User) -> None:
+    """Erase every row this family holds for ``user`` (the right to be forgotten).
 
-    Runs when the caller deletes their account, in reverse dependency order,
-    before the Firebase user is deleted. Must be idempotent: it may run again
-    for the same user after a partial failure. May be async.
+    Runs: when the user deletes their account (``DELETE /account``); core calls every
+    family in reverse dependency order (the user record's family last), then deletes the
+    Firebase user. A family that raises leaves the deletion pending: core retries it later
+    with backoff and never asks again a family that succeeded.
+    Gets: ``plugin``, ``platform``, ``user`` (:class:`core.User`).
+    Returns: nothing. Must be idempotent: a crash can make it run again for the same user.
+    May be async: yes.
     """
 
 
 @hookspec
-def account_export(plugin: LoadedPlugin, platform: Platform, user: Any) -> Mapping[str, Any] | None:
-    """Return everything this plugin holds for ``user`` as JSON-ready data.
+def account_export(
+    plugin: LoadedPlugin, platform: Platform, user: User
+) -> Mapping[str, Any] | None:
+    """Return everything this family holds for ``user`` as JSON-ready data.
 
-    Runs when the caller asks for an export; the result is stored under the
-    plugin's name in one document. Return ``None`` when the plugin holds
-    nothing for users. May be async.
+    Runs: when the user asks for an export (``GET /account/export``); core gathers every
+    family's answer into one document, under the family's name.
+    Gets: ``plugin``, ``platform``, ``user`` (:class:`core.User`).
+    Returns: JSON-ready data, or ``None`` when the family holds nothing for users.
+    May be async: yes.
     """
 
 
 @hookspec
-def send_push(plugin: LoadedPlugin, platform: Platform, user: Any, push: PushMessage) -> None:
-    """Deliver ``push`` to every registered device of ``user`` (a local user object).
+def send_push(plugin: LoadedPlugin, platform: Platform, user: User, push: PushMessage) -> None:
+    """Deliver ``push`` to every registered device of ``user``.
 
-    Implemented by the family that owns devices and push tokens (``users``);
-    any family calls it, never importing that family:
-    ``await platform.call_each("send_push", user=user, push=PushMessage(...))``.
-    With no notifier enabled the call does nothing. Call it inside the
-    transaction whose change causes the push: implementations only queue the
-    message in the outbox of that transaction, so the push is sent once if and
-    only if the change commits, and retried while the push service is down.
-    May be async.
+    Runs: when any family asks for a push, with
+    ``await platform.call_each("send_push", user=user, push=PushMessage(...))`` inside
+    the transaction of the change causing it (never importing the family that sends).
+    Gets: ``plugin``, ``platform``, ``user`` (:class:`core.User`), ``push``.
+    Returns: nothing. Implementations only queue the push in the outbox of that
+    transaction, so it is sent once if and only if the change commits, and retried while
+    the push service is down. Implemented by ``users``; with no such family the call does
+    nothing.
+    May be async: yes.
     """

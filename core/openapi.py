@@ -20,10 +20,11 @@ from typing import Any
 
 from apispec import APISpec
 from pydantic import TypeAdapter
+from pydantic.json_schema import JsonSchemaMode
 from quart import Quart
 from werkzeug.routing import BaseConverter, Rule
 
-from core.endpoints import Endpoint, declared_endpoint
+from core.endpoints import Endpoint, RouteRequirement, declared_endpoint
 from core.errors import ConflictError, ErrorResponse, HTTPValidationError
 
 OPENAPI_VERSION = "3.1.0"
@@ -119,8 +120,14 @@ def build_spec(
     owners: dict[str, str],
     tags: list[dict[str, Any]],
     fragments: Iterable[tuple[str, dict[str, Any]]],
+    requirements: Mapping[str, RouteRequirement] | None = None,
 ) -> BuiltSpec:
-    """Assemble the document; ``owners`` maps blueprint names to plugin names."""
+    """Assemble the document; ``owners`` maps blueprint names to plugin names.
+
+    A route requirement with a ``security_scheme`` becomes a security scheme of its name,
+    required together with the bearer token on the routes that declare it.
+    """
+    requirements = requirements or {}
     operations = _operations(app, owners)
     fragments = list(fragments)
     components = Components()
@@ -152,7 +159,14 @@ def build_spec(
     )
     for tag in tags:
         spec.tag(tag)
-    _merge_fragments(spec, components, fragments, tags)
+    used = sorted({name for op in operations for name in op.declared.requires})
+    for name in used:
+        scheme = requirements[name].security_scheme
+        if scheme is not None:
+            spec.components.security_scheme(
+                name, {"description": requirements[name].description, **scheme}
+            )
+    _merge_fragments(spec, components, fragments, tags, reserved=used)
     for name in sorted(components.schemas):
         spec.components.schema(name, components.schemas[name])
 
@@ -169,7 +183,7 @@ def build_spec(
         path = openapi_path(op.rule.rule)
         body_schema, response_schema, query_params, others = schemas_by_owner[op.owner][op]
         paths.setdefault(path, {})[op.method.lower()] = _operation(
-            op, op_id, body_schema, response_schema, query_params, others
+            op, op_id, body_schema, response_schema, query_params, others, requirements
         )
     documented_by = {
         (path, method): seen_ids[operation["operationId"]]
@@ -226,14 +240,15 @@ def _owner_schemas(
     components: Components, owner: str, ops: list[Operation]
 ) -> dict[Operation, tuple[Any, Any, list[dict[str, Any]], dict[int, Any]]]:
     """JSON Schemas for one plugin's models, with its ``$defs`` added to components."""
-    inputs: list[tuple[Any, str, TypeAdapter[Any]]] = []
+    inputs: list[tuple[Any, JsonSchemaMode, TypeAdapter[Any]]] = []
     for op in ops:
         if op.declared.body is not None:
             inputs.append(((op, "body"), "validation", TypeAdapter(op.declared.body)))
         if op.declared.query is not None:
             inputs.append(((op, "query"), "validation", TypeAdapter(op.declared.query)))
         if op.declared.response is not None:
-            inputs.append(((op, "response"), "serialization", op.declared.response_adapter))
+            adapter = op.declared.response_adapter or TypeAdapter(op.declared.response)
+            inputs.append(((op, "response"), "serialization", adapter))
         for status, model in op.declared.responses:
             inputs.append(((op, status), "serialization", TypeAdapter(model)))
     if not inputs:
@@ -287,8 +302,10 @@ def _operation(
     response_schema: Any,
     query_params: list[dict[str, Any]],
     others: dict[int, Any],
+    requirements: Mapping[str, RouteRequirement],
 ) -> dict[str, Any]:
     declared = op.declared
+    required = [requirements[name] for name in declared.requires]
     in_path = path_parameters(op.rule.rule, op.rule.map.converters)
     parameters = in_path + query_params
     success: dict[str, Any] = {"description": "Successful Response"}
@@ -298,6 +315,8 @@ def _operation(
         success["content"] = {declared.media_type: {"schema": {"type": "string"}}}
     responses: dict[str, Any] = {str(declared.status): success}
     error_statuses = set(declared.errors)
+    for requirement in required:
+        error_statuses.update(requirement.errors)
     if declared.auth != "public":
         error_statuses.add(401)
     if in_path:
@@ -330,8 +349,18 @@ def _operation(
         operation["parameters"] = parameters
     if body_schema is not None:
         operation["requestBody"] = {"required": True, "content": _json_content(body_schema)}
+    elif declared.raw_body:
+        media = declared.raw_body_media_type or "application/octet-stream"
+        operation["requestBody"] = {"required": True, "content": {media: {"schema": {}}}}
+    schemes = [r.name for r in required if r.security_scheme is not None]
     if declared.auth != "public":
-        operation["security"] = [{SECURITY_SCHEME: []}]
+        operation["security"] = [{SECURITY_SCHEME: [], **{name: [] for name in schemes}}]
+    elif schemes:
+        operation["security"] = [{name: [] for name in schemes}]
+    if required:
+        notes = "\n".join(f"- **{r.name}**: {r.description}" for r in required)
+        described = operation.get("description")
+        operation["description"] = (f"{described}\n\n" if described else "") + f"Requires:\n{notes}"
     if declared.deprecated:
         operation["deprecated"] = True
     return operation
@@ -342,11 +371,12 @@ def _merge_fragments(
     components: Components,
     fragments: list[tuple[str, dict[str, Any]]],
     tags: list[dict[str, Any]],
+    reserved: Iterable[str] = (),
 ) -> None:
     known_tags = {tag["name"]: "core (one tag per family)" for tag in tags}
-    sections: dict[str, dict[str, tuple[str, Any]]] = {
-        "securitySchemes": {SECURITY_SCHEME: ("core", None)}
-    }
+    schemes: dict[str, tuple[str, Any]] = {SECURITY_SCHEME: ("core", None)}
+    schemes.update({name: ("core", None) for name in reserved})
+    sections: dict[str, dict[str, tuple[str, Any]]] = {"securitySchemes": schemes}
     for owner, fragment in fragments:
         for key in fragment:
             if key not in ("tags", "components", "paths"):

@@ -108,7 +108,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-async def enqueue(kind: str, payload: Mapping[str, Any], *, dedupe_key: str | None = None) -> None:
+async def enqueue(
+    kind: str,
+    payload: Mapping[str, Any],
+    *,
+    dedupe_key: str | None = None,
+    available_at: datetime | None = None,
+) -> None:
     """Queue a side effect of ``kind`` on the current connection.
 
     Inside ``async with in_transaction():`` the message is written in that transaction, so
@@ -116,11 +122,14 @@ async def enqueue(kind: str, payload: Mapping[str, Any], *, dedupe_key: str | No
     whose key is already queued (or done and not yet pruned) is not queued again. The
     payload must be JSON-serialisable; keep personal data out of it (store an id of your
     own row instead), so that erasing a user's rows leaves nothing of theirs here.
+    ``available_at`` holds the message back until then (default: at once).
     """
     if not kind:
         raise ValueError("an outbox message needs a kind")
     data = json.loads(json.dumps(dict(payload)))  # refuse non-JSON here, in the caller
-    message = OutboxMessage(kind=kind, payload=data, dedupe_key=dedupe_key, available_at=utcnow())
+    message = OutboxMessage(
+        kind=kind, payload=data, dedupe_key=dedupe_key, available_at=available_at or utcnow()
+    )
     if dedupe_key is None:
         await message.save()
     else:
@@ -131,9 +140,15 @@ class Dispatcher:
     """Claims due outbox messages, calls their handlers, records what happened."""
 
     def __init__(
-        self, handlers: Mapping[str, OutboxHandler], policy: OutboxPolicy, name: str = ""
+        self,
+        handlers: Mapping[str, OutboxHandler],
+        policy: OutboxPolicy,
+        name: str = "",
+        context: Callable[[], Any] | None = None,
     ) -> None:
         self.handlers = dict(handlers)
+        # Handlers run inside this context (the app's), as handlers of requests do.
+        self.context = context or contextlib.nullcontext
         self.policy = policy
         self.name = name or uuid.uuid4().hex[:12]
         self._task: asyncio.Task[None] | None = None
@@ -232,7 +247,8 @@ class Dispatcher:
             final=row.attempts >= self.policy.max_attempts,
         )
         try:
-            await asyncio.wait_for(self.handlers[row.kind](item), self.policy.handler_timeout)
+            async with self.context():
+                await asyncio.wait_for(self.handlers[row.kind](item), self.policy.handler_timeout)
         except PermanentFailure as error:
             log.error("outbox %s #%s is dead (permanent failure): %s", row.kind, row.id, error)
             return await self._record(row, claim, DEAD, now, error)

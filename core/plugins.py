@@ -10,17 +10,19 @@ that requires it.
 
 from __future__ import annotations
 
+import heapq
 import importlib
 import importlib.metadata
 import inspect
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from types import ModuleType, SimpleNamespace
-from typing import Any
+from graphlib import CycleError, TopologicalSorter
+from types import ModuleType
+from typing import Any, Generic, TypeVar
 
 import pluggy
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from core import hookspecs
@@ -31,9 +33,12 @@ from core.config import (
     read_plugins_file,
     resolve_secrets,
 )
-from core.errors import ConfigError, PluginLoadError
+from core.errors import ConfigError, ConflictError, ContributionError, PluginLoadError
+from core.families import Stash
 
 log = logging.getLogger("imperfect.plugins")
+
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class LoadedPlugin:
     module: Any
     info: PluginInfo
     settings: Any = None
-    state: SimpleNamespace = field(default_factory=SimpleNamespace)
+    stash: Stash = field(default_factory=Stash)
 
     @property
     def version(self) -> str:
@@ -89,6 +94,7 @@ class Platform:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, LoadedPlugin] = {}
         self.left_out: dict[str, LeftOut] = {}
+        self.by_package: dict[str, LoadedPlugin] = {}
 
     @property
     def hook(self) -> Any:
@@ -124,11 +130,7 @@ class Platform:
         """Like :meth:`call_plugin`, for hooks that must be synchronous."""
         for owner, impl in self.impls(hook_name):
             if owner is plugin:
-                result = self.call_one(plugin, impl, **kwargs)
-                if inspect.isawaitable(result):
-                    getattr(result, "close", lambda: None)()
-                    raise TypeError(f"hook {hook_name} must not be async")
-                return result
+                return _synchronous(hook_name, self.call_one(plugin, impl, **kwargs))
         return None
 
     async def call_each(
@@ -151,6 +153,42 @@ class Platform:
             for plugin, _ in self.impls(hook_name)
         ]
 
+    def collect(
+        self, hook_name: str, model: type[Item], *, key: Callable[[Item], str]
+    ) -> Registry[Item]:
+        """Gather a family-defined registry: every contribution to ``hook_name``, validated.
+
+        Each implementation (synchronous) returns an iterable of items, each an instance
+        of ``model`` or data that validates as one. A contribution that does not validate,
+        or an implementation that raises, is blamed on the family that made it
+        (:class:`~core.errors.ContributionError`: that family fails to load, by its own
+        ``on_failure``). Two contributions with the same ``key`` are a
+        :class:`~core.errors.ConflictError` naming both families, which stops start-up
+        whatever ``on_failure`` says.
+        """
+        adapter: TypeAdapter[Item] = TypeAdapter(model)
+        registry: Registry[Item] = Registry(hook_name)
+        for plugin, impl in self.impls(hook_name):
+            try:
+                items = list(_synchronous(hook_name, self.call_one(plugin, impl)) or ())
+            except Exception as error:
+                raise ContributionError(
+                    plugin.name, f"hook {hook_name} failed: {error!r}"
+                ) from error
+            for raw in items:
+                try:
+                    item = adapter.validate_python(raw)
+                except PydanticValidationError as error:
+                    problems = "; ".join(
+                        f"{'.'.join(str(p) for p in e['loc']) or 'item'}: {e['msg']}"
+                        for e in error.errors()
+                    )
+                    raise ContributionError(
+                        plugin.name, f"invalid {hook_name} contribution {raw!r}: {problems}"
+                    ) from error
+                registry.add(plugin.name, key(item), item)
+        return registry
+
     def leave_out(self, name: str, reason: str) -> None:
         """Drop a loaded family that failed, and every family that requires it.
 
@@ -164,11 +202,42 @@ class Platform:
             raise PluginLoadError(name, reason)
         log.warning("plugin '%s' left out: %s", name, reason)
         del self.plugins[name]
+        self.by_package.pop(plugin.package, None)
         self.pm.unregister(name=name)
         self.left_out[name] = LeftOut(name, plugin.entry.source, reason, "skipped")
         for other in list(self.plugins.values()):
             if name in other.requires:
                 self.leave_out(other.name, f"requires '{name}', which was left out")
+
+
+class Registry(Mapping[str, Item], Generic[Item]):
+    """Contributions to a family-defined hook by key, each with the family that made it."""
+
+    def __init__(self, hook_name: str) -> None:
+        self.hook_name = hook_name
+        self._items: dict[str, Item] = {}
+        self._owners: dict[str, str] = {}
+
+    def add(self, owner: str, key: str, item: Item) -> None:
+        if key in self._items:
+            raise ConflictError(
+                f"{self.hook_name} '{key}' is contributed by both plugin "
+                f"'{self._owners[key]}' and plugin '{owner}'"
+            )
+        self._items[key], self._owners[key] = item, owner
+
+    def owner(self, key: str) -> str:
+        """The family that contributed ``key``."""
+        return self._owners[key]
+
+    def __getitem__(self, key: str) -> Item:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 def load_platform(core: CoreSettings) -> Platform:
@@ -202,7 +271,7 @@ def load_platform(core: CoreSettings) -> Platform:
     try:
         platform.pm.check_pending()
     except pluggy.PluginValidationError as error:
-        name = platform.pm.get_name(error.plugin)
+        name = platform.pm.get_name(error.plugin) or "?"
         raise ConfigError(
             f"plugin '{name}' implements a hook no enabled plugin defines: {error}. "
             "Mark implementations of hooks owned by optional plugins @hookimpl(optionalhook=True)."
@@ -241,7 +310,7 @@ def _import_plugin(entry: PluginEntry) -> LoadedPlugin:
 
 
 def _load_entry_point(entry: PluginEntry) -> ModuleType:
-    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=entry.entry_point)
+    found = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=entry.entry_point or "")
     if not found:
         raise PluginLoadError(
             entry.name,
@@ -251,46 +320,79 @@ def _load_entry_point(entry: PluginEntry) -> ModuleType:
 
 
 def _dependency_order(candidates: dict[str, LoadedPlugin], platform: Platform) -> list[str]:
-    """Order families so each comes after those it requires; a cycle is an error."""
+    """Order families so each comes after those it requires; a cycle is an error.
+
+    Families keep their ``plugins.toml`` order where requirements allow it.
+    """
+    graph = {
+        name: [r for r in plugin.requires if r in candidates] for name, plugin in candidates.items()
+    }
+    sorter = TopologicalSorter(graph)
+    try:
+        sorter.prepare()
+    except CycleError as error:
+        cycle = error.args[1]  # each family, then one it requires
+        raise ConfigError(f"plugin '{cycle[0]}': dependency cycle {' -> '.join(cycle)}") from error
+    position = {name: index for index, name in enumerate(candidates)}
+    ready: list[tuple[int, str]] = []
     order: list[str] = []
-    state: dict[str, str] = {}
-
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == "done":
-            return
-        if state.get(name) == "visiting":
-            cycle = " -> ".join([*path[path.index(name) :], name])
-            raise ConfigError(f"plugin '{name}': dependency cycle {cycle}")
-        state[name] = "visiting"
-        for required in candidates[name].requires:
-            if required in candidates:
-                visit(required, [*path, name])
-        state[name] = "done"
+    while sorter.is_active():
+        for name in sorter.get_ready():
+            heapq.heappush(ready, (position[name], name))
+        _, name = heapq.heappop(ready)
         order.append(name)
-
-    for name in candidates:
-        visit(name, [])
+        sorter.done(name)
     return order
 
 
 def _register(platform: Platform, plugin: LoadedPlugin) -> None:
     try:
         platform.pm.register(plugin.module, name=plugin.name)
-    except (ValueError, pluggy.PluginValidationError) as error:
+    except pluggy.PluginValidationError as error:
+        raise PluginLoadError(plugin.name, _validation_problem(platform, error)) from error
+    except ValueError as error:
         raise PluginLoadError(plugin.name, f"cannot register: {error}") from error
     platform.plugins[plugin.name] = plugin
+    platform.by_package[plugin.package] = plugin
     hook_name = "add_hookspecs"
     try:
         for impl in _own_impls(platform, hook_name, plugin.name):
-            impl.function(*[{"pm": platform.pm}[arg] for arg in impl.argnames])
+            _synchronous(
+                hook_name, impl.function(*[{"pm": platform.pm}[arg] for arg in impl.argnames])
+            )
         hook_name = "settings_model"
         plugin.settings = _validate_settings(platform, plugin)
     except Exception as error:
         del platform.plugins[plugin.name]
+        platform.by_package.pop(plugin.package, None)
         platform.pm.unregister(name=plugin.name)
         if isinstance(error, PluginLoadError):
             raise
         raise PluginLoadError(plugin.name, f"hook {hook_name} failed: {error!r}") from error
+
+
+def _validation_problem(platform: Platform, error: pluggy.PluginValidationError) -> str:
+    """pluggy's three-line message as one line that says what the hook takes."""
+    lines = str(error).splitlines()
+    hook_name = lines[0].rpartition("for hook ")[2].strip("'") if lines else ""
+    caller = getattr(platform.pm.hook, hook_name, None)
+    spec = getattr(caller, "spec", None)
+    if spec is None or len(lines) < 3:
+        return "cannot register: " + " ".join(line.strip() for line in lines)
+    definition = lines[1].removeprefix("hookimpl definition: ")
+    return (
+        f"hook {definition}: {lines[2].split(' are declared')[0].lower()} not among the "
+        f"arguments of {hook_name} ({', '.join(spec.argnames)}); an implementation may "
+        "take any of them, by these names"
+    )
+
+
+def _synchronous(hook_name: str, result: Any) -> Any:
+    """A hook's result; an ``async`` implementation of a synchronous hook is refused."""
+    if inspect.isawaitable(result):
+        getattr(result, "close", lambda: None)()
+        raise TypeError(f"hook {hook_name} must not be async (core calls it while building)")
+    return result
 
 
 def _own_impls(platform: Platform, hook_name: str, plugin_name: str) -> Iterable[pluggy.HookImpl]:
@@ -300,7 +402,9 @@ def _own_impls(platform: Platform, hook_name: str, plugin_name: str) -> Iterable
 
 def _validate_settings(platform: Platform, plugin: LoadedPlugin) -> BaseModel | None:
     impls = list(_own_impls(platform, "settings_model", plugin.name))
-    model = impls[0].function() if impls else None
+    model: type[BaseModel] | None = (
+        _synchronous("settings_model", impls[0].function()) if impls else None
+    )
     raw = plugin.entry.raw_settings
     if model is None:
         if raw:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import tomli_w
 from quart import Quart
@@ -39,7 +39,7 @@ def settings_for(
 async def serving(app: Quart) -> AsyncIterator[QuartClient]:
     """Start ``app`` (database, start-up hooks) and yield a test client; stop it after."""
     async with app.test_app() as test_app:
-        yield test_app.test_client()
+        yield cast(QuartClient, test_app.test_client())
 
 
 @asynccontextmanager

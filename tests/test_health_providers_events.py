@@ -13,12 +13,19 @@ import pytest
 import redis.asyncio as aioredis
 from quart.testing import QuartClient
 
-from core.app import runtime_of
+from core import (
+    LoadedPlugin,
+    Subscription,
+    current_platform,
+    handled_once,
+    mark_handled,
+    prune_handled,
+)
 from core.emulator import AuthEmulator
-from core.plugins import LoadedPlugin
-from plugins.health_providers.clients import AliceEvents
-from plugins.health_providers.models import Connection, HandledEvent
-from plugins.health_providers.service import EventHandler
+from core.models import HandledMessage
+from plugins.health_providers import service
+from plugins.health_providers.models import Connection
+from plugins.health_providers.schemas import EVENTS, FAMILY, PROVIDERS
 from tests.conftest import free_port
 from tests.fakes.alice import FakeAlice
 from tests.health_support import connect, families, member
@@ -33,7 +40,13 @@ def with_events(alice: FakeAlice, redis_url: str, **extra: Any) -> dict[str, Any
 
 
 def family(client: QuartClient) -> LoadedPlugin:
-    return runtime_of(client.app).platform.plugins["health_providers"]
+    return FAMILY.of(current_platform(client.app))
+
+
+async def handled_ids() -> list[str]:
+    """The alice event ids recorded as handled (core's bookkeeping, this family's consumer)."""
+    rows = HandledMessage.filter(consumer=service.EVENT_CONSUMER).order_by("id")
+    return [row.message_id for row in await rows]
 
 
 async def eventually(condition: Callable[[], Any], timeout: float = 5.0) -> None:
@@ -66,13 +79,11 @@ async def test_revoked_event_published_twice_to_two_subscribers_is_handled_once(
         await connect(client, ann, "garmin")
         await connect(client, ann, "oura")
         health = family(client)
-        first: AliceEvents = health.state.events
+        first: Subscription = health.stash[EVENTS]
         # A second subscriber, with its own Redis connection, on the same database: what a
         # second app instance runs.
-        second = AliceEvents(
-            redis_url,
-            alice.channel_prefix,
-            EventHandler(runtime_of(client.app).platform, health.state.providers),
+        second = service.event_subscription(
+            health.settings, current_platform(client.app), health.stash[PROVIDERS]
         )
         second.start()
         try:
@@ -80,7 +91,7 @@ async def test_revoked_event_published_twice_to_two_subscribers_is_handled_once(
             await subscribed(redis_url, channel, 2)
             event_id = alice.revoke_at_provider(ann.id, "garmin")
             alice.revoke_at_provider(ann.id, "garmin", event_id=event_id)  # alice republishes
-            await eventually(lambda: first.processed == 2 and second.processed == 2)
+            await eventually(lambda: first.received == 2 and second.received == 2)
         finally:
             await second.stop()
 
@@ -88,7 +99,7 @@ async def test_revoked_event_published_twice_to_two_subscribers_is_handled_once(
         assert garmin.status == "revoked" and garmin.revoked_at is not None
         oura = await Connection.get(user_id=ann.id, provider="oura")
         assert oura.status == "connected"  # only the revoked provider changed
-        assert [e.event_id for e in await HandledEvent.all()] == [event_id]
+        assert await handled_ids() == [event_id]
         pushes = await RecordedPush.all()
         assert [(p.user_id, p.category, p.data) for p in pushes] == [
             (ann.id, "health_provider_revoked", {"provider": "garmin"})
@@ -101,7 +112,7 @@ async def test_revoked_event_published_twice_to_two_subscribers_is_handled_once(
 
         # a fresh revocation of an already revoked connection pushes nothing more
         alice.revoke_at_provider(ann.id, "garmin")
-        await eventually(lambda: first.processed == 3)
+        await eventually(lambda: first.received == 3)
         assert await RecordedPush.all().count() == 1
 
         # the user reconnects: connected again
@@ -117,22 +128,22 @@ async def test_revoked_event_without_a_notifier_changes_the_connection(
     async with app_client(with_events(alice, redis_url)) as client:
         ann = await member(client, auth_emulator)
         await connect(client, ann)
-        events: AliceEvents = family(client).state.events
+        events: Subscription = family(client).stash[EVENTS]
         await subscribed(redis_url, f"{alice.channel_prefix}connection.revoked", 1)
         alice.revoke_at_provider(ann.id, "garmin")
-        await eventually(lambda: events.processed == 1)
+        await eventually(lambda: events.received == 1)
         assert (await Connection.get(user_id=ann.id)).status == "revoked"
 
 
 async def test_ingestion_and_backfill_events_record_sync_times_once(
-    app_client, auth_emulator, fake_alice_events: FakeAlice, redis_url
+    app_client, auth_emulator, fake_alice_events: FakeAlice, redis_url, caplog
 ):
     alice = fake_alice_events
     async with app_client(with_events(alice, redis_url)) as client:
         ann = await member(client, auth_emulator)
         other = await member(client, auth_emulator)
         await connect(client, ann)
-        events: AliceEvents = family(client).state.events
+        events: Subscription = family(client).stash[EVENTS]
         await subscribed(redis_url, f"{alice.channel_prefix}ingestion.completed", 1)
         now = datetime.now(UTC).replace(microsecond=0)
         later, earlier = now, now - timedelta(hours=3)
@@ -164,7 +175,10 @@ async def test_ingestion_and_backfill_events_record_sync_times_once(
             )
         finally:
             await redis_client.aclose()
-        await eventually(lambda: events.processed == 8)
+        await eventually(lambda: events.received == 8)
+        dropped = [r.getMessage() for r in caplog.records if "malformed alice event" in r.msg]
+        assert len(dropped) == 2 and events.failed == 0  # logged and dropped, nothing failed
+        assert any("wrong channel" in message for message in dropped)
 
         row = await Connection.get(user_id=ann.id, provider="garmin")
         assert row.status == "connected"
@@ -172,7 +186,7 @@ async def test_ingestion_and_backfill_events_record_sync_times_once(
         assert row.backfill_completed_at == earlier
         assert await Connection.filter(user_id=other.id).count() == 0
         # two ingestions and one backfill for Ann, the other user's ingestion (nothing to update)
-        assert await HandledEvent.all().count() == 4
+        assert len(await handled_ids()) == 4
 
         shown = await (await client.get("/health-providers", headers=ann.headers)).get_json()
         garmin = next(p for p in shown["providers"] if p["name"] == "garmin")["connection"]
@@ -251,7 +265,7 @@ async def test_subscriber_reconnects_after_losing_redis(
     async with app_client(with_events(alice, via_proxy)) as client:
         ann = await member(client, auth_emulator)
         await connect(client, ann)
-        events: AliceEvents = family(client).state.events
+        events: Subscription = family(client).stash[EVENTS]
         channel = f"{alice.channel_prefix}connection.revoked"
         await subscribed(redis_url, channel, 1)
 
@@ -265,7 +279,7 @@ async def test_subscriber_reconnects_after_losing_redis(
         await eventually(lambda: events.connected)
         await subscribed(redis_url, channel, 1)
         alice.revoke_at_provider(ann.id, "garmin")
-        await eventually(lambda: events.processed == 1)
+        await eventually(lambda: events.received == 1)
         assert (await Connection.get(user_id=ann.id)).status == "revoked"
 
 
@@ -280,3 +294,63 @@ async def test_without_a_reachable_redis_the_app_serves_and_readyz_says_so(
         check = (await ready.get_json())["plugins"]["health_providers"]["checks"]["events"]
         assert check["ok"] is False
         assert check["error"].startswith("not subscribed to alice events")
+
+
+async def test_an_event_whose_handling_fails_is_not_recorded_and_is_handled_when_republished(
+    app_client, auth_emulator, fake_alice_events: FakeAlice, redis_url, caplog, monkeypatch
+):
+    alice = fake_alice_events
+    async with app_client(with_events(alice, redis_url)) as client:
+        ann = await member(client, auth_emulator)
+        await connect(client, ann)
+        events: Subscription = family(client).stash[EVENTS]
+        await subscribed(redis_url, f"{alice.channel_prefix}connection.revoked", 1)
+        real = service.EventHandler._apply
+        failures = [RuntimeError("the database went away mid-event")]
+
+        async def flaky(self, event, user_id, provider):
+            await real(self, event, user_id, provider)  # the change is made, then it fails
+            if failures:
+                raise failures.pop()
+
+        monkeypatch.setattr(service.EventHandler, "_apply", flaky)
+        event_id = alice.revoke_at_provider(ann.id, "garmin")
+        await eventually(lambda: events.received == 1)
+        assert events.failed == 1 and events.connected  # logged, and the subscription goes on
+        assert any(
+            f"while handling alice event {event_id}" in (r.exc_text or "") for r in caplog.records
+        )
+        # rolled back together: the connection is unchanged, the id is not recorded
+        assert (await Connection.get(user_id=ann.id)).status == "connected"
+        assert await handled_ids() == []
+
+        alice.revoke_at_provider(ann.id, "garmin", event_id=event_id)  # alice republishes
+        await eventually(lambda: events.received == 2)
+        assert events.failed == 1
+        assert (await Connection.get(user_id=ann.id)).status == "revoked"
+        assert await handled_ids() == [event_id]
+
+
+async def test_handled_ids_are_kept_per_consumer_and_pruned_when_old(
+    app_client, fake_alice: FakeAlice
+):
+    async with app_client(families(fake_alice.url)):
+        assert await mark_handled(service.EVENT_CONSUMER, "e-1")
+        assert await mark_handled("another.consumer", "e-1")  # the same id, another consumer
+        async with handled_once(service.EVENT_CONSUMER, "e-1") as first:
+            assert first is False
+            # the refused record left the transaction usable
+            assert await HandledMessage.filter(message_id="e-1").count() == 2
+        async with handled_once(service.EVENT_CONSUMER, "e-2") as first:
+            assert first is True
+        with pytest.raises(RuntimeError):
+            async with handled_once(service.EVENT_CONSUMER, "e-3") as first:
+                assert first is True
+                raise RuntimeError("handling failed")
+        assert await handled_ids() == ["e-1", "e-2"]  # e-3 rolled back with its handling
+
+        old = datetime.now(UTC) - service.HANDLED_EVENT_RETENTION - timedelta(minutes=1)
+        await HandledMessage.filter(message_id="e-1").update(handled_at=old)
+        assert await prune_handled(service.EVENT_CONSUMER, service.HANDLED_EVENT_RETENTION) == 1
+        assert await handled_ids() == ["e-2"]
+        assert await HandledMessage.filter(consumer="another.consumer").count() == 1

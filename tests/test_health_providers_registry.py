@@ -10,7 +10,7 @@ from openapi_spec_validator import validate
 
 from core import create_app
 from core.emulator import AuthEmulator
-from core.errors import ConfigError
+from core.errors import ConflictError, PluginLoadError
 from tests.fakes.alice import FakeAlice
 from tests.fakes.terra import FakeTerra
 from tests.health_support import alice_connected, connect, families, member
@@ -116,22 +116,83 @@ async def test_terra_serves_sessions_with_health_providers_disabled(
         assert (await client.get("/health-providers", headers=ann.headers)).status_code == 404
 
 
-@pytest.mark.parametrize(
-    ("settings", "message"),
-    [
-        (
-            {"name": "garmin"},
-            "health provider 'garmin' is contributed by both plugin 'health_providers' "
-            "and plugin 'extra_provider'",
-        ),
-        ({"name": "Not A Name"}, "plugin 'extra_provider': invalid health provider"),
-    ],
-)
-def test_a_clashing_or_invalid_provider_stops_start_up(core_settings, settings, message):
-    extra = {"extra_provider": {"module": "tests.plugins.extra_provider", "settings": settings}}
-    with pytest.raises(ConfigError) as raised:
-        create_app(core_settings(families("http://127.0.0.1:1", **extra)))
-    assert message in str(raised.value)
+ON_FAILURE = ["skip", "abort"]
+
+
+@pytest.mark.parametrize("catalogue_on_failure", ON_FAILURE)
+@pytest.mark.parametrize("author_on_failure", ON_FAILURE)
+def test_a_duplicate_provider_stops_start_up_whatever_on_failure_says(
+    core_settings, catalogue_on_failure, author_on_failure
+):
+    plugins = families("http://127.0.0.1:1")
+    plugins["health_providers"]["on_failure"] = catalogue_on_failure
+    plugins["extra_provider"] = {
+        "module": "tests.plugins.extra_provider",
+        "on_failure": author_on_failure,
+        "settings": {"name": "garmin"},
+    }
+    with pytest.raises(ConflictError) as raised:
+        create_app(core_settings(plugins))
+    message = str(raised.value)
+    assert message.startswith("health_providers 'garmin' is contributed by both plugin '")
+    assert "plugin 'health_providers'" in message and "plugin 'extra_provider'" in message
+
+
+@pytest.mark.parametrize("catalogue_on_failure", ON_FAILURE)
+def test_an_invalid_provider_stops_start_up_naming_its_author(core_settings, catalogue_on_failure):
+    plugins = families("http://127.0.0.1:1")
+    plugins["health_providers"]["on_failure"] = catalogue_on_failure
+    plugins["extra_provider"] = {
+        "module": "tests.plugins.extra_provider",
+        "settings": {"name": "Not A Name"},  # on_failure defaults to "abort"
+    }
+    with pytest.raises(PluginLoadError) as raised:
+        create_app(core_settings(plugins))
+    assert raised.value.plugin == "extra_provider"
+    assert str(raised.value).startswith(
+        "plugin 'extra_provider': invalid health_providers contribution"
+    )
+    assert "'Not A Name'" in str(raised.value) and "name: String should match" in str(raised.value)
+
+
+@pytest.mark.parametrize("catalogue_on_failure", ON_FAILURE)
+async def test_an_invalid_provider_under_skip_leaves_its_author_out_and_the_catalogue_serves(
+    app_client, auth_emulator, fake_alice, catalogue_on_failure
+):
+    plugins = {"root": {"module": "plugins.root"}, **families(fake_alice.url, terra={})}
+    plugins["health_providers"]["on_failure"] = catalogue_on_failure
+    plugins["extra_provider"] = {
+        "module": "tests.plugins.extra_provider",
+        "on_failure": "skip",
+        "settings": {"name": "Not A Name"},
+    }
+    async with app_client(plugins) as client:
+        root = await (await client.get("/")).get_json()
+        served = [f["name"] for f in root["families"]]
+        assert "health_providers" in served and "terra" in served
+        assert "extra_provider" not in served
+        [left_out] = [f for f in root["left_out"] if f["name"] == "extra_provider"]
+        assert left_out["status"] == "skipped"
+        assert left_out["reason"].startswith("invalid health_providers contribution")
+        assert "'Not A Name'" in left_out["reason"]
+
+        spec = await (await client.get("/openapi.json")).get_json()
+        assert provider_enums(spec) == {(*BUILT_IN, *TERRA)}
+        ann = await member(client, auth_emulator)
+        catalogue = await (await client.get("/health-providers", headers=ann.headers)).get_json()
+        assert [p["name"] for p in catalogue["providers"]] == [*BUILT_IN, *TERRA]
+
+
+def test_a_failing_provider_hook_is_blamed_on_its_author(core_settings):
+    plugins = families("http://127.0.0.1:1")
+    plugins["extra_provider"] = {
+        "module": "tests.plugins.extra_provider",
+        "settings": {"fail": True},
+    }
+    with pytest.raises(PluginLoadError) as raised:
+        create_app(core_settings(plugins))
+    assert raised.value.plugin == "extra_provider"
+    assert "hook health_providers failed" in str(raised.value)
 
 
 def test_checked_in_spec_lists_built_in_and_terra_providers():

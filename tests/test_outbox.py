@@ -17,14 +17,14 @@ from tortoise.transactions import in_transaction
 from core.models import OutboxMessage
 from core.outbox import Dispatcher, PermanentFailure, enqueue, utcnow
 from tests.plugins.courier.models import Parcel
-from tests.plugins.courier.routes import Script
+from tests.plugins.courier.routes import SCRIPT, Script
 from tests.support import dispatcher_of, runtime_of
 
 COURIER = {"courier": {"module": "tests.plugins.courier"}}
 
 
 def script_of(client) -> Script:
-    return runtime_of(client).platform.plugins["courier"].state.script
+    return runtime_of(client).platform.plugins["courier"].stash[SCRIPT]
 
 
 async def send(client, label: str, **extra) -> int:

@@ -12,16 +12,17 @@ import json
 import time
 from datetime import timedelta
 
+from firebase_admin.exceptions import FirebaseError
+
+from core.auth import FirebaseAuth
 from core.emulator import AuthEmulator
 from core.models import OutboxMessage
 from core.outbox import utcnow
-from plugins.users import service
-from plugins.users.clients import IdentityUnavailable
 from tests.fakes.alice import FakeAlice
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.terra import FakeTerra
 from tests.health_support import Member, connect, families
-from tests.support import bearer, dispatcher_of, fcm_token, new_account, users_family
+from tests.support import bearer, dispatcher_of, fcm_token, new_account, runtime_of, users_family
 from tests.support.rows import count_user_rows
 
 USER_TABLES = {
@@ -115,6 +116,8 @@ async def test_the_whole_life_of_a_user(
                     "body": "Push notifications reach this device.",
                 },
                 "data": {"notification_id": str(notification["id"])},
+                "android": {"notification": {"tag": str(notification["id"])}},
+                "apns": {"headers": {"apns-collapse-id": str(notification["id"])}},
             }
         ]
         [request] = fake_fcm.requests
@@ -203,32 +206,81 @@ async def test_deleting_the_account_needs_a_recent_sign_in(
         assert (await client.delete("/account", headers=fresh)).status_code == 204
 
 
-async def test_a_repeat_after_firebase_failed_finishes_the_deletion(
+async def test_a_deletion_firebase_refused_is_pending_and_a_repeat_finishes_it(
     app_client, auth_emulator: AuthEmulator, fake_fcm, monkeypatch
 ):
     account = new_account(auth_emulator)
     headers = bearer(account)
-    real = service.delete_firebase_user
-    failures = [IdentityUnavailable("UNAVAILABLE: Firebase Authentication is down")]
+    real = FirebaseAuth.delete_user
+    failures = [FirebaseError("UNAVAILABLE", "Firebase Authentication is down")]
 
-    async def flaky(app, uid):
+    async def flaky(self, uid):
         if failures:
             raise failures.pop()
-        await real(app, uid)
+        await real(self, uid)
 
-    monkeypatch.setattr(service, "delete_firebase_user", flaky)
+    monkeypatch.setattr(FirebaseAuth, "delete_user", flaky)
     async with app_client(plugins(fake_fcm)) as client:
         user_id = (await (await client.post("/users", headers=headers)).get_json())["id"]
         await client.post("/journal/entries", json={"text": "x"}, headers=headers)
 
-        failed = await client.delete("/account", headers=headers)
-        assert failed.status_code == 502
-        assert (await failed.get_json())["code"] == "identity_unavailable"
+        pending = await client.delete("/account", headers=headers)
+        assert pending.status_code == 202
+        state = await pending.get_json()
+        assert state["status"] == "pending" and state["waiting_for"] == "firebase"
+        assert state["families"] == {"journal": True, "users": True}
         assert all(count == 0 for count in (await count_user_rows(user_id)).values())
         assert auth_emulator.lookup(account.uid) is not None
+        shown = await client.get("/account/deletion", headers=headers)
+        assert (await shown.get_json()) == state
 
         assert (await client.delete("/account", headers=headers)).status_code == 204
         assert auth_emulator.lookup(account.uid) is None
+
+
+async def test_a_deletion_waits_for_a_sibling_that_is_down_and_erases_each_family_once(
+    app_client, auth_emulator: AuthEmulator, fake_fcm, fake_alice, fake_terra
+):
+    account = new_account(auth_emulator)
+    headers = bearer(account)
+    async with app_client(plugins(fake_fcm, fake_alice, fake_terra)) as client:
+        user_id = (await (await client.post("/users", headers=headers)).get_json())["id"]
+        await connect(client, Member(user_id, account.uid, headers), "garmin")
+        await client.post("/journal/entries", json={"text": "x"}, headers=headers)
+        erasures: list[str] = []
+        platform = runtime_of(client).platform
+        original = platform.call_plugin
+
+        async def counted(plugin, hook_name, **kwargs):
+            result = await original(plugin, hook_name, **kwargs)
+            if hook_name == "account_deleted":
+                erasures.append(plugin.name)
+            return result
+
+        platform.call_plugin = counted  # type: ignore[method-assign]
+
+        fake_alice.fail_with = 503  # alice is down: its provider tokens cannot be revoked
+        pending = await client.delete("/account", headers=headers)
+        assert pending.status_code == 202
+        state = await pending.get_json()
+        assert state["status"] == "pending" and state["waiting_for"] == "health_providers"
+        assert state["families"] == {"journal": True, "health_providers": False, "users": False}
+        rows = await count_user_rows(user_id)
+        assert rows["journal_entry"] == 0 and rows["users_user"] == 1
+        assert rows["health_providers_connection"] == 1
+        dispatcher = dispatcher_of(client)
+        assert (await dispatcher.run_once(utcnow() + timedelta(minutes=1))).retried == 1
+        assert (await (await client.get("/account/deletion", headers=headers)).get_json())[
+            "waiting_for"
+        ] == "health_providers"
+
+        fake_alice.fail_with = None  # alice is back: the queued deletion finishes
+        assert (await dispatcher.run_once(utcnow() + timedelta(hours=1))).done == 1
+        assert all(count == 0 for count in (await count_user_rows(user_id)).values())
+        assert auth_emulator.lookup(account.uid) is None
+        assert (str(user_id), "garmin") not in fake_alice.connections
+        assert erasures == ["journal", "health_providers", "users"]
+        assert await OutboxMessage.filter(status="pending").count() == 0
 
 
 async def test_pushes_queued_for_a_deleted_user_are_never_sent(

@@ -8,15 +8,25 @@ from typing import Any
 import pluggy
 from quart import Blueprint
 
-from core import LoadedPlugin, Platform, PluginInfo, hookimpl
-from core.clients import ServiceClient
-from core.hookspecs import ReadinessCheck
+from core import (
+    LoadedPlugin,
+    Platform,
+    PluginInfo,
+    ReadinessCheck,
+    ServiceClient,
+    User,
+    hookimpl,
+)
 from plugins.health_providers import hookspecs, service
-from plugins.health_providers.clients import ALICE, AliceClient, AliceEvents
+from plugins.health_providers.clients import ALICE, AliceClient
 from plugins.health_providers.hookspecs import ProviderSpec
 from plugins.health_providers.routes import build_blueprint
-from plugins.health_providers.schemas import HealthProvidersSettings
-from plugins.users.models import User
+from plugins.health_providers.schemas import (
+    ALICE_CLIENT,
+    EVENTS,
+    PROVIDERS,
+    HealthProvidersSettings,
+)
 
 PLUGIN = PluginInfo(
     version="1.0.0",
@@ -42,8 +52,8 @@ def health_providers() -> Iterable[ProviderSpec]:
 
 @hookimpl
 def blueprints(plugin: LoadedPlugin, platform: Platform) -> Iterable[Blueprint]:
-    plugin.state.providers = service.build_registry(platform)
-    return [build_blueprint(plugin.state.providers)]
+    providers = plugin.stash[PROVIDERS] = service.build_registry(platform)
+    return [build_blueprint(providers)]
 
 
 @hookimpl
@@ -54,7 +64,7 @@ def model_modules() -> Iterable[str]:
 @hookimpl
 async def startup(plugin: LoadedPlugin, platform: Platform) -> None:
     settings: HealthProvidersSettings = plugin.settings
-    plugin.state.alice = AliceClient(
+    plugin.stash[ALICE_CLIENT] = AliceClient(
         ServiceClient(
             ALICE,
             str(settings.alice_url),
@@ -63,39 +73,41 @@ async def startup(plugin: LoadedPlugin, platform: Platform) -> None:
             retries=settings.alice_retries,
         )
     )
-    plugin.state.events = None
     if settings.redis_url:
-        plugin.state.events = AliceEvents(
-            settings.redis_url,
-            settings.event_channel_prefix,
-            service.EventHandler(platform, plugin.state.providers),
-        )
-        plugin.state.events.start()
+        providers = plugin.stash[PROVIDERS]
+        events = service.event_subscription(settings, platform, providers)
+        plugin.stash[EVENTS] = events
+        events.start()
 
 
 @hookimpl
 async def shutdown(plugin: LoadedPlugin) -> None:
-    if plugin.state.events is not None:
-        await plugin.state.events.stop()
-    await plugin.state.alice.http.aclose()
+    events = plugin.stash.get(EVENTS)
+    if events is not None:
+        await events.stop()
+        del plugin.stash[EVENTS]
+    alice = plugin.stash.get(ALICE_CLIENT)
+    if alice is not None:
+        await alice.http.aclose()
 
 
 @hookimpl
 def readiness_checks(plugin: LoadedPlugin) -> Mapping[str, ReadinessCheck]:
     async def alice() -> str:
-        return await plugin.state.alice.check()
+        return await plugin.stash[ALICE_CLIENT].check()
 
     async def events() -> str:
-        if plugin.state.events is None:
+        subscription = plugin.stash.get(EVENTS)
+        if subscription is None:
             return "off: no redis_url, alice events are not handled"
-        return plugin.state.events.status()
+        return subscription.status()
 
     return {"alice": alice, "events": events}
 
 
 @hookimpl
 async def account_deleted(plugin: LoadedPlugin, user: User) -> None:
-    await service.forget_user(plugin.state.alice, plugin.state.providers, user)
+    await service.forget_user(plugin.stash[ALICE_CLIENT], user)
 
 
 @hookimpl

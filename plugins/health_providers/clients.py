@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-import random
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar
 
-import redis.asyncio as redis
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from pydantic import ValidationError as PydanticValidationError
-from redis.exceptions import RedisError
 
-from core import ApiError
-from core.clients import ServiceClient
+from core import ApiError, ServiceClient
 
 log = logging.getLogger("imperfect.health_providers")
 
@@ -236,87 +229,14 @@ class AliceEvent(_AliceModel):
     provider: str
 
 
-class AliceEvents:
-    """A background subscription to alice's channels that survives Redis going away.
+def event_channels(prefix: str) -> dict[str, EventType]:
+    """alice's channels (``<prefix><type>``), each with the one event type it carries."""
+    return {f"{prefix}{kind}": kind for kind in EVENT_TYPES}
 
-    ``start`` runs it as a task: subscribe, hand each event to ``handle`` one at a
-    time, and on any Redis failure reconnect with a doubling backoff (capped).
-    ``status`` says whether it is connected, for ``/readyz``.
-    """
 
-    def __init__(
-        self,
-        redis_url: str,
-        channel_prefix: str,
-        handle: Callable[[AliceEvent], Awaitable[object]],
-        *,
-        max_backoff: float = 30.0,
-    ) -> None:
-        self.redis_url = redis_url
-        self.channels = {f"{channel_prefix}{kind}": kind for kind in EVENT_TYPES}
-        self.handle = handle
-        self.max_backoff = max_backoff
-        self.connected = False
-        self.last_error: str | None = None
-        self.processed = 0  # messages taken off the channels, whatever became of them
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="alice-events")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        self.connected = False
-
-    def status(self) -> str:
-        if not self.connected:
-            why = self.last_error or "connecting"
-            raise RuntimeError(f"not subscribed to alice events ({why}); retrying")
-        return f"subscribed to {len(self.channels)} alice channels"
-
-    async def _run(self) -> None:
-        backoff = 0.5
-        while True:
-            client = redis.Redis.from_url(
-                self.redis_url, socket_connect_timeout=5, health_check_interval=30
-            )
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(*self.channels)
-                self.connected, self.last_error, backoff = True, None, 0.5
-                log.info("subscribed to alice events on %s", ", ".join(self.channels))
-                async for message in pubsub.listen():
-                    if message["type"] == "message":
-                        await self._deliver(message["channel"], message["data"])
-            except (RedisError, OSError) as error:
-                self.last_error = str(error) or type(error).__name__
-                log.warning("alice events: %s; reconnecting in %.1fs", self.last_error, backoff)
-            except Exception as error:  # a bug must not end event handling for good
-                self.last_error = repr(error)
-                log.exception("alice events failed; reconnecting in %.1fs", backoff)
-            finally:
-                self.connected = False
-                await pubsub.aclose()
-                await client.aclose()
-            await asyncio.sleep(backoff * (0.5 + random.random()))
-            backoff = min(backoff * 2, self.max_backoff)
-
-    async def _deliver(self, channel: bytes, data: bytes) -> None:
-        """Validate one message and hand it over; a bad message is logged, never fatal."""
-        try:
-            event = AliceEvent.model_validate(json.loads(data))
-            if event.type != self.channels.get(channel.decode()):
-                raise ValueError(f"type {event.type} on the wrong channel")
-        except (ValueError, PydanticValidationError) as error:
-            log.warning("dropped a malformed alice event on %s: %s", channel, error)
-        else:
-            try:
-                await self.handle(event)
-            except Exception:
-                log.exception("failed to handle alice event %s (%s)", event.event_id, event.type)
-        finally:
-            self.processed += 1
+def parse_event(channels: dict[str, EventType], channel: str, data: bytes) -> AliceEvent:
+    """One message as an :class:`AliceEvent`; ``ValueError`` when it is not a valid one."""
+    event = AliceEvent.model_validate(json.loads(data))  # ValidationError is a ValueError
+    if event.type != channels.get(channel):
+        raise ValueError(f"type {event.type} on the wrong channel")
+    return event

@@ -56,10 +56,15 @@ class ProviderSpec(BaseModel):
 def health_providers(plugin: LoadedPlugin) -> Iterable[ProviderSpec | Mapping[str, Any]]:
     """Return the health providers this family adds to the catalogue.
 
-    Runs once, synchronously, when the app is built; must not be async. Each item
-    is a :class:`ProviderSpec` or a mapping with its fields (so a family that
-    only optionally pairs with ``health_providers`` need not import it). Every
-    provider becomes a value of the ``{provider}`` path parameter, and of its enum
-    in the spec. An invalid item, or a name another family already contributes,
-    stops start-up naming the family.
+    Runs: once, when the app is built (``health_providers`` gathers the registry with
+    ``Platform.collect`` in its ``blueprints`` hook).
+    Gets: ``plugin``, the contributing family.
+    Returns: :class:`ProviderSpec` items, or mappings with its fields (so a family that
+    only optionally pairs with ``health_providers`` need not import it). Every provider
+    becomes a value of the ``{provider}`` path parameter and of its enum in the spec. An
+    invalid item, or an implementation that raises, is the contributing family's failure:
+    by that family's ``on_failure`` it is left out (``health_providers`` serves without
+    it) or start-up stops naming it. A name another family already contributes stops
+    start-up naming both, whatever ``on_failure`` says.
+    May be async: no.
     """

@@ -1,14 +1,16 @@
 """The storage of the ``health_providers`` family.
 
 alice holds the credentials and the data; these tables hold what this API needs to
-orchestrate: each user's connection state, the pending OAuth authorizations, and
-the alice events already handled.
+orchestrate: each user's connection state and the pending OAuth authorizations. The alice
+events already handled are recorded by core (``core_handled_message``).
 """
 
 from __future__ import annotations
 
 from tortoise import fields
 from tortoise.models import Model
+
+from core import USER_MODEL
 
 CONNECTED = "connected"
 REVOKED = "revoked"
@@ -18,9 +20,10 @@ class Connection(Model):
     """A user connection to one provider, as alice last reported it."""
 
     id = fields.IntField(primary_key=True)
-    user = fields.ForeignKeyField(
-        "users.User", related_name="health_connections", on_delete=fields.CASCADE
+    user: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
+        USER_MODEL, related_name="health_connections", on_delete=fields.CASCADE
     )
+    user_id: int
     provider = fields.CharField(max_length=32)
     status = fields.CharField(max_length=16)
     connected_at = fields.DatetimeField()
@@ -39,9 +42,10 @@ class OAuthState(Model):
 
     id = fields.IntField(primary_key=True)
     state_hash = fields.CharField(max_length=64, unique=True)
-    user = fields.ForeignKeyField(
-        "users.User", related_name="health_oauth_states", on_delete=fields.CASCADE
+    user: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
+        USER_MODEL, related_name="health_oauth_states", on_delete=fields.CASCADE
     )
+    user_id: int
     provider = fields.CharField(max_length=32)
     expires_at = fields.DatetimeField(db_index=True)
     consumed_at = fields.DatetimeField(null=True)
@@ -49,14 +53,3 @@ class OAuthState(Model):
 
     class Meta:
         table = "health_providers_oauth_state"
-
-
-class HandledEvent(Model):
-    """An alice event already handled. The primary key makes handling happen once."""
-
-    event_id = fields.CharField(max_length=64, primary_key=True)
-    type = fields.CharField(max_length=40)
-    handled_at = fields.DatetimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        table = "health_providers_handled_event"

@@ -10,23 +10,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from quart import Blueprint, Response, redirect
 from werkzeug.routing import BaseConverter
 
-from core import LoadedPlugin, current_platform, endpoint
+from core import User, endpoint
 from plugins.health_providers import service
 from plugins.health_providers.clients import AliceClient
 from plugins.health_providers.hookspecs import ProviderSpec
 from plugins.health_providers.schemas import (
+    ALICE_CLIENT,
+    FAMILY,
+    PROVIDERS,
     CallbackQuery,
     Catalogue,
     ConnectionOut,
     ConnectOut,
     Insights,
 )
-from plugins.users.models import User
 
 CONVERTER = "health_provider"
 ALICE_ERRORS = (502, 504)
@@ -50,18 +52,15 @@ def provider_converter(providers: Mapping[str, ProviderSpec]) -> type[BaseConver
     return ProviderConverter
 
 
-def _family() -> LoadedPlugin:
-    return current_platform().plugins[service.FAMILY]
-
-
 def _alice() -> AliceClient:
-    return _family().state.alice
+    return FAMILY.stash[ALICE_CLIENT]
 
 
 @endpoint(response=Catalogue, errors=(403,))
 async def list_providers(user: User) -> Catalogue:
     """Every provider this deployment offers, with the caller's connection to each."""
-    return Catalogue(providers=await service.catalogue(_family().state.providers, user))
+    providers = FAMILY.stash[PROVIDERS]
+    return Catalogue(providers=await service.catalogue(providers, user))
 
 
 @endpoint(response=ConnectOut, errors=(403, 409, *ALICE_ERRORS))
@@ -72,8 +71,7 @@ async def connect_provider(provider: ProviderSpec, user: User) -> ConnectOut:
     it) around a one-time ``state`` bound to the caller and the provider, valid
     for ten minutes. Providers connected another way answer 409 naming their route.
     """
-    family = _family()
-    return await service.start_authorization(_alice(), family.settings, user, provider)
+    return await service.start_authorization(_alice(), FAMILY.settings, user, provider)
 
 
 @endpoint(query=CallbackQuery, auth="public", status=302, media_type="text/html")
@@ -86,9 +84,9 @@ async def provider_callback(provider: ProviderSpec, query: CallbackQuery) -> Res
     ``unknown_state``, ``state_expired``, ``state_used``, ``authorization_failed``,
     ``alice_unavailable`` or ``alice_timeout``.
     """
-    family = _family()
-    outcome = await service.finish_authorization(_alice(), family.settings, provider, query)
-    return redirect(service.app_redirect(family.settings, outcome), 302)
+    settings = FAMILY.settings
+    outcome = await service.finish_authorization(_alice(), settings, provider, query)
+    return cast(Response, redirect(service.app_redirect(settings, outcome), 302))
 
 
 @endpoint(response=ConnectionOut, errors=(403, *ALICE_ERRORS))
@@ -107,8 +105,7 @@ async def disconnect_provider(provider: ProviderSpec, user: User) -> None:
 async def read_insights(provider: ProviderSpec, user: User) -> Insights:
     """Recent training volume, longest session, typical week, resting heart rate and sleep,
     computed from what alice holds for this provider."""
-    family = _family()
-    return await service.insights(_alice(), family.settings, user, provider)
+    return await service.insights(_alice(), FAMILY.settings, user, provider)
 
 
 def build_blueprint(providers: Mapping[str, ProviderSpec]) -> Blueprint:

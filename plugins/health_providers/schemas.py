@@ -1,4 +1,7 @@
-"""The contract of the ``health_providers`` family: its settings, requests and responses."""
+"""The contract of the ``health_providers`` family: its settings, requests and responses.
+
+Also the family's handle on itself (:data:`FAMILY`) and the keys of its run-time state.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,9 @@ from typing import Literal
 
 from pydantic import AnyUrl, BaseModel, ConfigDict, Field, HttpUrl, field_validator
 
-from plugins.health_providers.hookspecs import ConnectMethod, ProviderKind
+from core import Family, Registry, StashKey, Subscription
+from plugins.health_providers.clients import AliceClient
+from plugins.health_providers.hookspecs import ConnectMethod, ProviderKind, ProviderSpec
 
 
 class HealthProvidersSettings(BaseModel):
@@ -44,6 +49,17 @@ class HealthProvidersSettings(BaseModel):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be empty or a redis://, rediss:// or unix:// URL")
         return value
+
+
+FAMILY = Family(__package__, HealthProvidersSettings)
+"""This family in the running app, whatever ``plugins.toml`` calls it."""
+
+PROVIDERS = StashKey[Registry[ProviderSpec]]("providers")
+"""Every registered provider by name, with the family that contributed it (at build time)."""
+ALICE_CLIENT = StashKey[AliceClient]("alice")
+"""alice's HTTP API (from start-up to shutdown)."""
+EVENTS = StashKey[Subscription]("events")
+"""The subscription to alice's events, when ``redis_url`` is set (from start-up)."""
 
 
 ConnectionStatus = Literal["connected", "revoked", "not_connected"]

@@ -11,20 +11,28 @@ import hashlib
 import logging
 import secrets
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError as PydanticValidationError
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
-from core import ApiError, Platform, PushMessage
-from core.errors import ConflictError, PluginLoadError
+from core import (
+    ApiError,
+    Platform,
+    PushMessage,
+    Registry,
+    Subscription,
+    User,
+    handled_once,
+    prune_handled,
+    utcnow,
+)
 from plugins.health_providers.clients import (
     AliceActivity,
     AliceClient,
@@ -32,15 +40,12 @@ from plugins.health_providers.clients import (
     AliceDaily,
     AliceEvent,
     AliceSleep,
+    EventType,
+    event_channels,
+    parse_event,
 )
 from plugins.health_providers.hookspecs import ProviderSpec
-from plugins.health_providers.models import (
-    CONNECTED,
-    REVOKED,
-    Connection,
-    HandledEvent,
-    OAuthState,
-)
+from plugins.health_providers.models import CONNECTED, REVOKED, Connection, OAuthState
 from plugins.health_providers.schemas import (
     CallbackQuery,
     CatalogueEntry,
@@ -55,11 +60,10 @@ from plugins.health_providers.schemas import (
     TrainingVolume,
     TypicalWeek,
 )
-from plugins.users.models import User
 
 log = logging.getLogger("imperfect.health_providers")
 
-FAMILY = "health_providers"
+EVENT_CONSUMER = "health_providers.alice_events"  # its ids in core_handled_message
 STALE_STATES = timedelta(days=1)
 HANDLED_EVENT_RETENTION = timedelta(days=7)
 PRUNE_EVERY = timedelta(hours=1)
@@ -78,25 +82,13 @@ BUILT_IN: tuple[ProviderSpec, ...] = (
 )
 
 
-def build_registry(platform: Platform) -> dict[str, ProviderSpec]:
-    """Every contributed provider by name, in the order families contributed them."""
-    providers: dict[str, ProviderSpec] = {}
-    owners: dict[str, str] = {}
-    for plugin, items in platform.call_each_sync("health_providers"):
-        for item in items or ():
-            try:
-                spec = ProviderSpec.model_validate(item)
-            except PydanticValidationError as error:
-                raise PluginLoadError(
-                    plugin.name, f"invalid health provider {item!r}: {error}"
-                ) from error
-            if spec.name in providers:
-                raise ConflictError(
-                    f"health provider '{spec.name}' is contributed by both plugin "
-                    f"'{owners[spec.name]}' and plugin '{plugin.name}'"
-                )
-            providers[spec.name], owners[spec.name] = spec, plugin.name
-    return providers
+def build_registry(platform: Platform) -> Registry[ProviderSpec]:
+    """Every contributed provider by name, in the order families contributed them.
+
+    Core validates each contribution as a :class:`ProviderSpec` and blames an invalid one
+    on the family that made it; a name two families contribute stops start-up.
+    """
+    return platform.collect("health_providers", ProviderSpec, key=lambda spec: spec.name)
 
 
 def connect_path(provider: ProviderSpec) -> str:
@@ -107,7 +99,7 @@ def connect_path(provider: ProviderSpec) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return utcnow()
 
 
 def _hash(state: str) -> str:
@@ -341,17 +333,42 @@ def summarise(
 ) -> Insights:
     """Training volume, longest session, typical week, resting heart rate and sleep.
 
-    Activities are placed on the user's local calendar (``zone``). A weekday is a
-    usual training day when the user trained on it in at least half of the weeks.
+    Activities are placed on the user's local calendar (``zone``); only those, days and
+    nights within ``[start, end]`` count.
     """
     days = (end - start).days + 1
-    weeks = days / 7
-    window = [a for a in activities if start <= a.start_time.astimezone(zone).date() <= end]
+    window = activities_between(activities, start, end, zone)
+    return Insights(
+        provider=provider,
+        start=start,
+        end=end,
+        days=days,
+        training_volume=training_volume(window),
+        longest_session=longest_session(window),
+        typical_week=typical_week(window, zone, weeks=days / 7),
+        resting_heart_rate=resting_heart_rate(dailies, start, end),
+        sleep=sleep_summary(nights, start, end),
+        backfill_complete=backfill_complete,
+    )
 
+
+def _local_date(activity: AliceActivity, zone: ZoneInfo) -> date:
+    return activity.start_time.astimezone(zone).date()
+
+
+def activities_between(
+    activities: Iterable[AliceActivity], start: date, end: date, zone: ZoneInfo
+) -> list[AliceActivity]:
+    """The activities that started on ``[start, end]`` of the user's calendar."""
+    return [a for a in activities if start <= _local_date(a, zone) <= end]
+
+
+def volume_by_sport(window: Sequence[AliceActivity]) -> list[SportVolume]:
+    """Sessions, time and distance per sport, the sport trained longest first."""
     by_sport: dict[str, list[AliceActivity]] = defaultdict(list)
     for activity in window:
         by_sport[activity.sport].append(activity)
-    sports = sorted(
+    return sorted(
         (
             SportVolume(
                 sport=sport,
@@ -363,110 +380,127 @@ def summarise(
         ),
         key=lambda volume: (-volume.duration_s, volume.sport),
     )
-    total_duration = sum(a.duration_s for a in window)
-    total_distance = sum(a.distance_m or 0 for a in window)
-    volume = TrainingVolume(
+
+
+def training_volume(window: Sequence[AliceActivity]) -> TrainingVolume:
+    """Everything done in the window, in total and by sport."""
+    return TrainingVolume(
         sessions=len(window),
-        duration_s=round(total_duration),
-        distance_m=round(total_distance),
-        by_sport=sports,
+        duration_s=round(sum(a.duration_s for a in window)),
+        distance_m=round(sum(a.distance_m or 0 for a in window)),
+        by_sport=volume_by_sport(window),
     )
 
+
+def longest_session(window: Sequence[AliceActivity]) -> LongestSession | None:
+    """The longest activity (the later one on a tie), or ``None`` without any."""
     longest = max(window, key=lambda a: (a.duration_s, a.start_time), default=None)
-    longest_session = (
-        LongestSession(
-            sport=longest.sport,
-            start_time=longest.start_time,
-            duration_s=round(longest.duration_s),
-            distance_m=None if longest.distance_m is None else round(longest.distance_m),
-        )
-        if longest
-        else None
+    if longest is None:
+        return None
+    return LongestSession(
+        sport=longest.sport,
+        start_time=longest.start_time,
+        duration_s=round(longest.duration_s),
+        distance_m=None if longest.distance_m is None else round(longest.distance_m),
     )
 
-    active_dates = {a.start_time.astimezone(zone).date() for a in window}
+
+def typical_week(window: Sequence[AliceActivity], zone: ZoneInfo, *, weeks: float) -> TypicalWeek:
+    """Averages per week over ``weeks``, and the weekdays trained in at least half of them."""
+    active_dates = {_local_date(a, zone) for a in window}
     weeks_per_weekday = Counter(WEEKDAYS[day.weekday()] for day in active_dates)
-    usual_days = [d for d in WEEKDAYS if weeks_per_weekday[d] >= weeks / 2]
-    typical_week = TypicalWeek(
+    return TypicalWeek(
         sessions=round(len(window) / weeks, 1),
-        duration_s=round(total_duration / weeks),
-        distance_m=round(total_distance / weeks),
+        duration_s=round(sum(a.duration_s for a in window) / weeks),
+        distance_m=round(sum(a.distance_m or 0 for a in window) / weeks),
         active_days=round(len(active_dates) / weeks, 1),
-        usual_training_days=usual_days,
+        usual_training_days=[d for d in WEEKDAYS if weeks_per_weekday[d] >= weeks / 2],
     )
 
+
+def resting_heart_rate(
+    dailies: Iterable[AliceDaily], start: date, end: date
+) -> RestingHeartRate | None:
+    """Average and latest resting heart rate over the days that report one."""
     rested = sorted(
         (d for d in dailies if d.resting_heart_rate and start <= d.date <= end),
         key=lambda d: d.date,
     )
-    resting = (
-        RestingHeartRate(
-            average_bpm=round(sum(d.resting_heart_rate or 0 for d in rested) / len(rested)),
-            latest_bpm=rested[-1].resting_heart_rate or 0,
-            latest_date=rested[-1].date,
-            days_with_data=len(rested),
-        )
-        if rested
-        else None
+    if not rested:
+        return None
+    return RestingHeartRate(
+        average_bpm=round(sum(d.resting_heart_rate or 0 for d in rested) / len(rested)),
+        latest_bpm=rested[-1].resting_heart_rate or 0,
+        latest_date=rested[-1].date,
+        days_with_data=len(rested),
     )
 
+
+def sleep_summary(nights: Iterable[AliceSleep], start: date, end: date) -> SleepSummary | None:
+    """Average sleep over the nights with any, or ``None`` without any."""
     slept = [n for n in nights if start <= n.date <= end and n.duration_s > 0]
-    sleep = (
-        SleepSummary(
-            average_duration_s=round(sum(n.duration_s for n in slept) / len(slept)),
-            nights=len(slept),
-        )
-        if slept
-        else None
-    )
-    return Insights(
-        provider=provider,
-        start=start,
-        end=end,
-        days=days,
-        training_volume=volume,
-        longest_session=longest_session,
-        typical_week=typical_week,
-        resting_heart_rate=resting,
-        sleep=sleep,
-        backfill_complete=backfill_complete,
+    if not slept:
+        return None
+    return SleepSummary(
+        average_duration_s=round(sum(n.duration_s for n in slept) / len(slept)),
+        nights=len(slept),
     )
 
 
 # --- alice events ------------------------------------------------------------------------
 
 
-class _AlreadyHandled(Exception):
-    """Another subscriber (this instance or another) recorded the event first."""
+def event_subscription(
+    settings: HealthProvidersSettings, platform: Platform, providers: Mapping[str, ProviderSpec]
+) -> Subscription:
+    """The subscription to alice's three channels, each event going to :class:`EventHandler`."""
+    channels = event_channels(settings.event_channel_prefix)
+    handler = EventHandler(platform, providers, channels)
+    return Subscription("alice", settings.redis_url, channels, handler)
 
 
 class EventHandler:
     """Applies each alice event exactly once across every instance sharing the database.
 
-    The event id goes into ``health_providers_handled_event`` first, in the same
-    transaction as the change it causes (and the push it queues): the primary key
-    lets one transaction win, the others roll back and skip the event.
+    The event id is recorded as handled (core's ``handled_once``, consumer
+    :data:`EVENT_CONSUMER`) in the same transaction as the change it causes and the push
+    it queues: one transaction wins, the others see it handled and skip it.
     """
 
-    def __init__(self, platform: Platform, providers: Mapping[str, ProviderSpec]) -> None:
+    def __init__(
+        self,
+        platform: Platform,
+        providers: Mapping[str, ProviderSpec],
+        channels: Mapping[str, EventType],
+    ) -> None:
         self.platform = platform
         self.providers = providers
+        self.channels = dict(channels)
         self._pruned_at: datetime | None = None
 
-    async def __call__(self, event: AliceEvent) -> bool:
+    async def __call__(self, channel: str, data: bytes) -> bool:
+        """One message off a channel: a malformed one is logged and dropped, never fatal."""
+        try:
+            event = parse_event(self.channels, channel, data)
+        except ValueError as error:
+            log.warning("dropped a malformed alice event on %s: %s", channel, error)
+            return False
+        try:
+            return await self.handle(event)
+        except Exception as error:
+            error.add_note(f"while handling alice event {event.event_id} ({event.type})")
+            raise
+
+    async def handle(self, event: AliceEvent) -> bool:
         """Handle one event; ``False`` when it was already handled (or is not for us)."""
         provider = self.providers.get(event.provider)
         if provider is None or not event.user_id.isdigit():
             log.info("ignored alice event %s for %s", event.event_id, event.provider)
             return False
-        try:
-            async with in_transaction():
-                try:
-                    await HandledEvent.create(event_id=event.event_id, type=event.type)
-                except IntegrityError as error:
-                    raise _AlreadyHandled from error
+        async with handled_once(EVENT_CONSUMER, event.event_id) as first:
+            if first:
                 await self._apply(event, int(event.user_id), provider)
-        except _AlreadyHandled:
+        if not first:
             log.info("alice event %s was already handled", event.event_id)
             return False
         await self._prune()
@@ -504,15 +538,30 @@ class EventHandler:
         if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
             return
         self._pruned_at = now
-        await HandledEvent.filter(handled_at__lt=now - HANDLED_EVENT_RETENTION).delete()
+        await prune_handled(EVENT_CONSUMER, HANDLED_EVENT_RETENTION)
 
 
 # --- account deletion and export ---------------------------------------------------------
 
 
-async def forget_user(alice: AliceClient, providers: Iterable[str], user: User) -> None:
-    """Revoke every provider at alice, then delete the user's rows here. Safe to repeat."""
-    for name in providers:
+async def providers_of(user: User) -> list[str]:
+    """The providers the user has anything for here: a connection or a pending authorization.
+
+    Only these can have tokens at alice through this API: alice holds a provider's tokens
+    only after an authorization this API started.
+    """
+    connected = {row.provider for row in await Connection.filter(user_id=user.id)}
+    pending = {row.provider for row in await OAuthState.filter(user_id=user.id)}
+    return sorted(connected | pending)
+
+
+async def forget_user(alice: AliceClient, user: User) -> None:
+    """Revoke at alice what the user connected, then delete the user's rows. Safe to repeat.
+
+    alice's 404 (nothing held) counts as revoked. A refusal or an outage raises before
+    anything local is deleted, so the deletion can be retried.
+    """
+    for name in await providers_of(user):
         await alice.revoke(user.id, name)
     await Connection.filter(user_id=user.id).delete()
     await OAuthState.filter(user_id=user.id).delete()

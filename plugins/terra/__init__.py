@@ -6,13 +6,11 @@ from collections.abc import Iterable, Mapping
 
 from quart import Blueprint
 
-from core import LoadedPlugin, PluginInfo, hookimpl
-from core.clients import ServiceClient
-from core.hookspecs import ReadinessCheck
+from core import LoadedPlugin, PluginInfo, ReadinessCheck, ServiceClient, hookimpl
 from plugins.terra import service
 from plugins.terra.clients import TERRA, TerraClient
 from plugins.terra.routes import blueprint
-from plugins.terra.schemas import TerraSettings
+from plugins.terra.schemas import TERRA_CLIENT, TerraSettings
 
 PLUGIN = PluginInfo(
     version="1.0.0",
@@ -40,9 +38,8 @@ def health_providers(plugin: LoadedPlugin) -> Iterable[Mapping[str, str]]:
 @hookimpl
 async def startup(plugin: LoadedPlugin) -> None:
     settings: TerraSettings = plugin.settings
-    plugin.state.terra = None
     if settings.configured:
-        plugin.state.terra = TerraClient(
+        plugin.stash[TERRA_CLIENT] = TerraClient(
             ServiceClient(
                 TERRA,
                 str(settings.base_url).rstrip("/"),
@@ -58,14 +55,16 @@ async def startup(plugin: LoadedPlugin) -> None:
 
 @hookimpl
 async def shutdown(plugin: LoadedPlugin) -> None:
-    if plugin.state.terra is not None:
-        await plugin.state.terra.http.aclose()
+    terra = plugin.stash.get(TERRA_CLIENT)
+    if terra is not None:
+        del plugin.stash[TERRA_CLIENT]
+        await terra.http.aclose()
 
 
 @hookimpl
 def readiness_checks(plugin: LoadedPlugin) -> Mapping[str, ReadinessCheck]:
     async def credentials() -> str:
-        if plugin.state.terra is None:
+        if TERRA_CLIENT not in plugin.stash:
             return "not configured: set TERRA_DEV_ID and TERRA_API_KEY; /session answers 503"
         return "configured"
 

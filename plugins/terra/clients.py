@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Literal
+from typing import Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from core import ApiError
-from core.clients import Model, ServiceClient
+from core import ApiError, ServiceClient
 
 log = logging.getLogger("imperfect.terra")
 
@@ -21,6 +20,9 @@ class _TerraBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     status: Literal["success"]
+
+
+Body = TypeVar("Body", bound=_TerraBody)
 
 
 class TerraWidgetSession(_TerraBody):
@@ -63,7 +65,7 @@ class TerraClient:
         response = await self.http.request("POST", "/auth/generateAuthToken")
         return self._success(response, TerraAuthToken)
 
-    def _success(self, response: httpx.Response, model: type[Model]) -> Model:
+    def _success(self, response: httpx.Response, model: type[Body]) -> Body:
         if response.status_code != 200:
             raise refusal(response)
         return self.http.parse(response, model)

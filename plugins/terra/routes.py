@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from quart import Blueprint
 
-from core import LoadedPlugin, current_platform, endpoint
+from core import User, endpoint
 from plugins.terra import service
-from plugins.terra.schemas import SdkTokenOut, WidgetSessionOut
-from plugins.users.models import User
+from plugins.terra.schemas import FAMILY, TERRA_CLIENT, SdkTokenOut, WidgetSessionOut
 
 blueprint = Blueprint("terra", __name__)
 TERRA_ERRORS = (403, 502, 503, 504)
-
-
-def _family() -> LoadedPlugin:
-    return current_platform().plugins[service.FAMILY]
 
 
 @blueprint.post(service.SESSION_PATH)
@@ -27,8 +22,7 @@ async def create_session(user: User) -> WidgetSessionOut:
     when Terra refuses (``terra_credentials_rejected``, ``terra_rejected``) or
     fails; 504 when it does not answer in time.
     """
-    family = _family()
-    return await service.widget_session(family.state.terra, family.settings, user)
+    return await service.widget_session(FAMILY.stash.get(TERRA_CLIENT), FAMILY.settings, user)
 
 
 @blueprint.post(service.SDK_TOKEN_PATH)
@@ -38,4 +32,4 @@ async def create_sdk_token(user: User) -> SdkTokenOut:
 
     Errors as for ``POST /session``.
     """
-    return await service.sdk_token(_family().state.terra, user)
+    return await service.sdk_token(FAMILY.stash.get(TERRA_CLIENT), user)

@@ -1,4 +1,7 @@
-"""The contract of the ``terra`` family: its settings and responses."""
+"""The contract of the ``terra`` family: its settings and responses.
+
+Also the family's handle on itself (:data:`FAMILY`) and the key of its Terra client.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,9 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import AnyUrl, BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
+
+from core import Family, StashKey
+from plugins.terra.clients import TerraClient
 
 TerraProviderName = Literal["coros", "suunto", "wahoo", "apple_health", "samsung_health"]
 
@@ -44,6 +50,13 @@ class TerraSettings(BaseModel):
     @property
     def configured(self) -> bool:
         return bool(self.dev_id and self.api_key.get_secret_value())
+
+
+FAMILY = Family(__package__, TerraSettings)
+"""This family in the running app, whatever ``plugins.toml`` calls it."""
+
+TERRA_CLIENT = StashKey[TerraClient]("terra")
+"""Terra's API, set at start-up only when the deployment has Terra credentials."""
 
 
 class WidgetSessionOut(BaseModel):

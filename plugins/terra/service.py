@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from core import ApiError
+from core import ApiError, User
 from plugins.terra.clients import TerraClient
 from plugins.terra.schemas import SdkTokenOut, TerraSettings, WidgetSessionOut
-from plugins.users.models import User
 
-FAMILY = "terra"
 SESSION_PATH = "/session"
 SDK_TOKEN_PATH = "/session/sdk-token"
 

@@ -7,18 +7,25 @@ from typing import Any
 
 from quart import Blueprint, Quart
 
-from core import Identity, LoadedPlugin, OutboxItem, PluginInfo, PushMessage, hookimpl
-from core.app import runtime_of
-from core.hookspecs import ReadinessCheck
-from core.outbox import OutboxHandler
+from core import (
+    Identity,
+    LoadedPlugin,
+    OutboxHandler,
+    OutboxItem,
+    PluginInfo,
+    PushMessage,
+    ReadinessCheck,
+    current_runtime,
+    hookimpl,
+)
 from plugins.users import service
-from plugins.users.clients import UnconfiguredPushSender, push_sender
+from plugins.users.clients import PUSH_SENDER, UnconfiguredPushSender, push_sender
 from plugins.users.models import User
 from plugins.users.routes import blueprint
 from plugins.users.schemas import UsersSettings
 
 PLUGIN = PluginInfo(
-    version="1.1.0",
+    version="1.2.0",
     description="User records synced from Firebase identities, athlete profiles, device push "
     "tokens and notifications, account deletion and export.",
 )
@@ -42,25 +49,25 @@ def model_modules() -> Iterable[str]:
 @hookimpl
 def outbox_handlers(plugin: LoadedPlugin) -> Mapping[str, OutboxHandler]:
     async def deliver(item: OutboxItem) -> None:
-        await service.deliver(plugin.state.push_sender, item)
+        await service.deliver(plugin.stash[PUSH_SENDER], item)
 
     return {service.PUSH_KIND: deliver}
 
 
 @hookimpl
-def startup(plugin: LoadedPlugin, app: Quart) -> None:
-    auth = runtime_of(app).auth
+async def startup(plugin: LoadedPlugin, app: Quart) -> None:
+    auth = current_runtime(app).auth
     assert auth is not None  # core starts Firebase before any family
     settings: UsersSettings = plugin.settings
-    plugin.state.push_sender = push_sender(
-        auth.firebase_app, settings.fcm_url, settings.fcm_timeout_seconds
+    plugin.stash[PUSH_SENDER] = await push_sender(
+        auth, settings.fcm_url, settings.fcm_timeout_seconds
     )
 
 
 @hookimpl
 def readiness_checks(plugin: LoadedPlugin) -> Mapping[str, ReadinessCheck]:
     async def push() -> str | None:
-        sender = plugin.state.push_sender
+        sender = plugin.stash[PUSH_SENDER]
         if isinstance(sender, UnconfiguredPushSender):
             return f"not configured: {sender.reason}; pushes are retried with backoff"
         return None
@@ -69,8 +76,11 @@ def readiness_checks(plugin: LoadedPlugin) -> Mapping[str, ReadinessCheck]:
 
 
 @hookimpl
-def shutdown(plugin: LoadedPlugin) -> None:
-    plugin.state.push_sender.close()
+async def shutdown(plugin: LoadedPlugin) -> None:
+    sender = plugin.stash.get(PUSH_SENDER)
+    if sender is not None:
+        del plugin.stash[PUSH_SENDER]
+        await sender.aclose()
 
 
 @hookimpl

@@ -34,10 +34,11 @@ class AthleteProfile(Model):
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "users.User", related_name="profiles", on_delete=fields.CASCADE
     )
+    user_id: int  # Tortoise adds the key's column attribute
     sport = fields.CharField(max_length=32)
     level = fields.CharField(max_length=16)
     weekly_hours = fields.FloatField(null=True)
-    goals = fields.JSONField(default=list)
+    goals: fields.JSONField[list[str]] = fields.JSONField(default=list)
     birth_year = fields.IntField(null=True)
     max_heart_rate = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -55,6 +56,7 @@ class Device(Model):
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "users.User", related_name="devices", on_delete=fields.CASCADE
     )
+    user_id: int
     token = fields.CharField(max_length=512, unique=True)
     platform = fields.CharField(max_length=8)
     created_at = fields.DatetimeField(auto_now_add=True)
@@ -71,8 +73,9 @@ class NotificationPreferences(Model):
     user: fields.OneToOneRelation[User] = fields.OneToOneField(
         "users.User", related_name="notification_preferences", on_delete=fields.CASCADE
     )
+    user_id: int
     push_enabled = fields.BooleanField(default=True)
-    muted_categories = fields.JSONField(default=list)
+    muted_categories: fields.JSONField[list[str]] = fields.JSONField(default=list)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
@@ -86,10 +89,11 @@ class Notification(Model):
     user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
         "users.User", related_name="notifications", on_delete=fields.CASCADE
     )
+    user_id: int
     category = fields.CharField(max_length=40)
     title = fields.CharField(max_length=200)
     body = fields.TextField()
-    data = fields.JSONField(default=dict)
+    data: fields.JSONField[dict[str, str]] = fields.JSONField(default=dict)
     status = fields.CharField(max_length=12)
     created_at = fields.DatetimeField(auto_now_add=True)
     sent_at = fields.DatetimeField(null=True)
@@ -105,6 +109,7 @@ class PushDelivery(Model):
     notification: fields.ForeignKeyRelation[Notification] = fields.ForeignKeyField(
         "users.Notification", related_name="deliveries", on_delete=fields.CASCADE
     )
+    notification_id: int
     device: fields.ForeignKeyNullableRelation[Device] = fields.ForeignKeyField(
         "users.Device", related_name="deliveries", null=True, on_delete=fields.SET_NULL
     )

@@ -7,7 +7,15 @@ from typing import Any
 
 from quart import Blueprint
 
-from core import Identity, current_platform, current_runtime, endpoint
+from core import (
+    ApiError,
+    DeletionState,
+    Identity,
+    account_deletion_state,
+    endpoint,
+    export_user_data,
+    request_account_deletion,
+)
 from plugins.users import service
 from plugins.users.models import (
     AthleteProfile,
@@ -17,6 +25,8 @@ from plugins.users.models import (
     User,
 )
 from plugins.users.schemas import (
+    FAMILY,
+    AccountDeletionOut,
     AccountExport,
     DeviceIn,
     DeviceOut,
@@ -30,18 +40,13 @@ from plugins.users.schemas import (
     ProfilePatch,
     UserOut,
     UserPatch,
-    UsersSettings,
 )
 
 blueprint = Blueprint("users", __name__)
 
 
-def settings() -> UsersSettings:
-    return current_platform().plugins["users"].settings
-
-
 def recent_sign_in_window() -> int:
-    return settings().recent_sign_in_seconds
+    return FAMILY.settings.recent_sign_in_seconds
 
 
 # --- /users ----------------------------------------------------------------------------
@@ -118,7 +123,7 @@ async def register_device(body: DeviceIn, user: User) -> tuple[Device, int]:
     201 when the token is new to the caller, 200 when they had registered it already.
     A token registered by another account moves to the caller.
     """
-    device, new = await service.register_device(user, body, settings().max_devices)
+    device, new = await service.register_device(user, body, FAMILY.settings.max_devices)
     return device, 201 if new else 200
 
 
@@ -176,20 +181,36 @@ async def send_test_push(user: User) -> Notification:
 
 
 @blueprint.delete("/account")
-@endpoint(status=204, recent_sign_in=recent_sign_in_window, errors=(502,))
-async def delete_account(identity: Identity) -> None:
+@endpoint(
+    status=204,
+    responses={202: AccountDeletionOut},
+    recent_sign_in=recent_sign_in_window,
+)
+async def delete_account(identity: Identity) -> tuple[DeletionState, int] | None:
     """Erase the caller everywhere: every enabled family's data, then the Firebase user.
 
-    Needs a recent sign-in. Repeating it is safe while the Firebase user still exists;
-    once it is deleted, its ID tokens no longer verify (401 ``user_not_found``).
+    Needs a recent sign-in. 204 when everything is erased; once the Firebase user is
+    deleted its ID tokens no longer verify (401 ``user_not_found``). 202 with the
+    deletion's state when a family cannot erase its part yet (its sibling service is
+    down): the platform carries on until it can, and ``GET /account/deletion`` shows
+    how far it got. Repeating the request returns the same deletion.
     """
-    runtime = current_runtime()
-    assert runtime.auth is not None
-    await service.delete_account(runtime.platform, identity, runtime.auth.firebase_app)
+    state = await request_account_deletion(identity)
+    return None if state.status == "done" else (state, 202)
+
+
+@blueprint.get("/account/deletion")
+@endpoint(response=AccountDeletionOut, errors=(404,))
+async def read_account_deletion(identity: Identity) -> DeletionState:
+    """How far the caller's account deletion got: which families erased their part."""
+    state = await account_deletion_state(identity)
+    if state is None:
+        raise ApiError(404, "no_account_deletion", "You have not asked to delete your account.")
+    return state
 
 
 @blueprint.get("/account/export")
 @endpoint(response=AccountExport)
 async def export_account(user: User) -> dict[str, Any]:
     """Everything every enabled family holds about the caller, as one JSON document."""
-    return await service.export_account(current_platform(), user)
+    return {**await export_user_data(user), "user": user}

@@ -16,6 +16,8 @@ from pydantic import (
     field_validator,
 )
 
+from core import Family
+
 Units = Literal["metric", "imperial"]
 Sport = Literal[
     "running",
@@ -28,7 +30,7 @@ Sport = Literal[
     "other",
 ]
 Level = Literal["beginner", "intermediate", "advanced", "elite"]
-Platform = Literal["ios", "android", "web"]
+DevicePlatform = Literal["ios", "android", "web"]
 NotificationStatus = Literal["queued", "sent", "failed", "muted", "no_devices"]
 DeliveryStatus = Literal["pending", "sent", "failed", "skipped"]
 SINGLE_LINE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL refuses NUL)
@@ -66,9 +68,16 @@ class UsersSettings(BaseModel):
     fcm_url: str = Field(
         "",
         description="Base URL of the FCM HTTP v1 API; empty for Google's. Tests and local "
-        "setups point it at an FCM-compatible fake.",
+        "setups point it at an FCM-compatible fake: a URL not on googleapis.com is sent a "
+        "fixed bearer token and needs no Google credential.",
     )
-    fcm_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    fcm_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=60,
+        description="Connect and read time limit of one FCM send, and of one request for "
+        "an access token.",
+    )
     recent_sign_in_seconds: int = Field(300, ge=10, le=86400)
     max_devices: int = Field(20, ge=1, le=100)
 
@@ -79,6 +88,10 @@ class UsersSettings(BaseModel):
         if value and (parts.scheme not in ("http", "https") or not parts.netloc):
             raise ValueError("must be an http(s) URL such as 'http://127.0.0.1:9098'")
         return value.rstrip("/")
+
+
+FAMILY = Family(__package__, UsersSettings)
+"""This family in the running app: ``FAMILY.settings``, ``FAMILY.stash[PUSH_SENDER]``."""
 
 
 def _omittable(enum: list[str] | None = None, **constraints: Any) -> Any:
@@ -185,13 +198,13 @@ class DeviceIn(BaseModel):
     model_config = BODY
 
     token: str = Field(min_length=20, max_length=512, pattern=r"^[A-Za-z0-9_:.-]+$")
-    platform: Platform
+    platform: DevicePlatform
 
 
 class DeviceOut(BaseModel):
     id: int
     token: str
-    platform: Platform
+    platform: DevicePlatform
     created_at: datetime
     registered_at: datetime
 
@@ -212,7 +225,7 @@ class PreferencesPatch(BaseModel):
 
 class DeliveryOut(BaseModel):
     device_id: int | None
-    platform: Platform
+    platform: DevicePlatform
     status: DeliveryStatus
     error: str | None
     sent_at: datetime | None
@@ -250,6 +263,18 @@ class NotificationPage(BaseModel):
 
 
 # --- /account --------------------------------------------------------------------------
+
+
+class AccountDeletionOut(BaseModel):
+    """How far an account deletion got. ``families`` says, per family, whether it erased
+    its part; ``waiting_for`` names what holds a pending deletion up (a family, or
+    ``firebase`` for the sign-in itself)."""
+
+    status: Literal["pending", "done"]
+    requested_at: datetime
+    completed_at: datetime | None
+    families: dict[str, bool]
+    waiting_for: str | None
 
 
 class AccountExport(BaseModel):

@@ -11,20 +11,24 @@ import re
 from datetime import timedelta
 from typing import Any, TypeVar
 
-import firebase_admin
 from tortoise.exceptions import IntegrityError
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
-from core import ApiError, Identity, OutboxItem, PermanentFailure, Platform, PushMessage, enqueue
-from core.outbox import utcnow
+from core import (
+    ApiError,
+    Identity,
+    OutboxItem,
+    PermanentFailure,
+    PushMessage,
+    enqueue,
+    utcnow,
+)
 from plugins.users.clients import (
-    IdentityUnavailable,
     Push,
     PushRejected,
     PushSender,
     TokenUnregistered,
-    delete_firebase_user,
 )
 from plugins.users.models import (
     AthleteProfile,
@@ -43,7 +47,6 @@ from plugins.users.schemas import (
     ProfileIn,
     ProfileOut,
     ProfilePatch,
-    UserOut,
     UserPatch,
 )
 
@@ -316,7 +319,14 @@ async def deliver(sender: PushSender, item: OutboxItem) -> None:
         return
     # The ids let the app open the notification, and drop the rare repeat (see core.outbox).
     data = {**notification.data, "notification_id": str(notification.id)}
-    push = Push(device.token, notification.title, notification.body, data)
+    # A repeat of the same notification replaces the first on the phone (collapse id).
+    push = Push(
+        device.token,
+        notification.title,
+        notification.body,
+        data,
+        collapse_id=str(notification.id),
+    )
     try:
         message_id = await sender.send(push)
     except TokenUnregistered:
@@ -351,9 +361,9 @@ async def _settle(
             message_id=message_id,
             sent_at=now if status == "sent" else None,
         )
-        statuses = await PushDelivery.filter(notification_id=notification.id).values_list(
-            "status", flat=True
-        )
+        statuses: list[str] = await PushDelivery.filter(
+            notification_id=notification.id
+        ).values_list("status", flat=True)  # type: ignore[assignment]  # flat: one column
         if "pending" in statuses:
             notification.status = "queued"
         elif "sent" in statuses:
@@ -366,29 +376,6 @@ async def _settle(
 
 
 # --- the whole account -----------------------------------------------------------------
-
-
-async def delete_account(
-    platform: Platform, identity: Identity, firebase_app: firebase_admin.App
-) -> None:
-    """Erase the caller in every enabled family, then their Firebase user.
-
-    Safe to repeat: each family's ``account_deleted`` is idempotent, and a repeat after
-    the local record is gone (Firebase could not be reached the first time) only
-    deletes the Firebase user.
-    """
-    user = await User.get_or_none(firebase_uid=identity.uid)
-    if user is not None:
-        await platform.call_each("account_deleted", reverse=True, user=user)
-    try:
-        await delete_firebase_user(firebase_app, identity.uid)
-    except IdentityUnavailable as error:
-        raise ApiError(
-            502,
-            "identity_unavailable",
-            "Your data is erased, but Firebase Authentication could not delete your "
-            "sign-in; try again.",
-        ) from error
 
 
 async def erase(user: User) -> None:
@@ -413,16 +400,6 @@ async def export(user: User) -> dict[str, Any]:
         "notification_preferences": _json(PreferencesOut, settings),
         "notifications": [_json(NotificationOut, n) for n in notifications],
     }
-
-
-async def export_account(platform: Platform, user: User) -> dict[str, Any]:
-    """Every enabled family's data about the caller, as one document."""
-    families = {
-        plugin.name: data
-        for plugin, data in await platform.call_each("account_export", user=user)
-        if data is not None
-    }
-    return {"exported_at": utcnow(), "user": _json(UserOut, user), "families": families}
 
 
 def _json(model: type[Any], value: Any) -> dict[str, Any]:

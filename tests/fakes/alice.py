@@ -7,7 +7,8 @@ for, so completing another authorization with it fails (``invalid_grant``), as
 PKCE makes it fail at a real provider.
 
 Tests control it: ``delay`` (seconds before every answer), ``fail_with`` (answer
-every API call with this status), ``supported`` (the providers it accepts), and
+every API call with this status), ``supported`` (the providers it knows: others get
+``400 unsupported_provider`` when connecting, reading or disconnecting them), and
 read ``calls``. ``publish`` sends an event on Redis the way alice does.
 """
 
@@ -207,6 +208,8 @@ def _build_app(alice: FakeAlice) -> Quart:
     @app.route("/v1/users/<user_id>/connections/<provider>", methods=["GET", "DELETE"])
     async def connection(user_id: str, provider: str) -> Response | dict[str, Any]:
         key = (user_id, provider)
+        if alice.supported is not None and provider not in alice.supported:
+            return _error(400, "unsupported_provider", f"alice does not know {provider}")
         if key not in alice.connections:
             return _error(404, "not_connected", f"user {user_id} has no {provider} connection")
         if request.method == "DELETE":

@@ -98,15 +98,44 @@ class FakeFcm:
         return 200, {"name": name}
 
 
+# The fields of a v1 Message and of the parts this platform sends; FCM refuses any other
+# ("Invalid JSON payload received. Unknown name ...").
+MESSAGE_FIELDS = {
+    "message": {
+        "name", "data", "notification", "android", "webpush", "apns", "fcm_options",
+        "token", "topic", "condition",
+    },
+    "notification": {"title", "body", "image"},
+    "android": {
+        "collapse_key", "priority", "ttl", "restricted_package_name", "data", "notification",
+        "fcm_options", "direct_boot_ok",
+    },
+    "apns": {"headers", "payload", "fcm_options", "live_activity_token"},
+}  # fmt: skip
+
+
 def _invalid(message: Any) -> str | None:
     if not isinstance(message, dict):
         return 'The body must be {"message": {...}}.'
+    for part, fields in MESSAGE_FIELDS.items():
+        value = message if part == "message" else message.get(part, {})
+        if not isinstance(value, dict):
+            return f"{part} must be an object."
+        unknown = sorted(set(value) - fields)
+        if unknown:
+            return f"Invalid JSON payload received. Unknown name {unknown[0]!r} at {part!r}."
     targets = [key for key in ("token", "topic", "condition") if message.get(key)]
     if len(targets) != 1:
         return "A message needs exactly one of token, topic or condition."
-    data = message.get("data", {})
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        return "data values must be strings."
+    for part, maps in (("data", message), ("headers", message.get("apns", {}))):
+        values = maps.get(part, {})
+        if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+            return f"{part} values must be strings."
+    if len(message.get("apns", {}).get("headers", {}).get("apns-collapse-id", "")) > 64:
+        return "apns-collapse-id is at most 64 bytes."
+    notification = message.get("android", {}).get("notification", {})
+    if not isinstance(notification, dict) or not isinstance(notification.get("tag", ""), str):
+        return "android.notification.tag must be a string."
     if len(json.dumps(message).encode()) > PAYLOAD_LIMIT:
         return "Message is too big."
     return None

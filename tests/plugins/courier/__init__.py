@@ -7,9 +7,8 @@ from collections.abc import Iterable, Mapping
 
 from quart import Blueprint
 
-from core import LoadedPlugin, PluginInfo, hookimpl
-from core.outbox import OutboxHandler
-from tests.plugins.courier.routes import Script, blueprint, deliver
+from core import LoadedPlugin, OutboxHandler, PluginInfo, hookimpl
+from tests.plugins.courier.routes import SCRIPT, Script, blueprint, deliver
 
 PLUGIN = PluginInfo(version="1.0.0", description="Parcels delivered through the outbox.")
 
@@ -31,4 +30,4 @@ def outbox_handlers(plugin: LoadedPlugin) -> Mapping[str, OutboxHandler]:
 
 @hookimpl
 def startup(plugin: LoadedPlugin) -> None:
-    plugin.state.script = Script()
+    plugin.stash[SCRIPT] = Script()

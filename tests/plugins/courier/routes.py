@@ -10,7 +10,7 @@ from quart import Blueprint
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from core import ApiError, LoadedPlugin, OutboxItem, endpoint, enqueue
+from core import ApiError, LoadedPlugin, OutboxItem, StashKey, endpoint, enqueue
 from tests.plugins.courier.models import Parcel
 
 blueprint = Blueprint("courier", __name__)
@@ -23,6 +23,9 @@ class Script:
     failures: list[Exception] = field(default_factory=list)
     delay: float = 0.0
     seen: list[OutboxItem] = field(default_factory=list)
+
+
+SCRIPT = StashKey[Script]("script")
 
 
 class ParcelIn(BaseModel):
@@ -51,7 +54,7 @@ async def send_parcel(body: ParcelIn) -> Parcel:
 
 
 async def deliver(plugin: LoadedPlugin, item: OutboxItem) -> None:
-    script: Script = plugin.state.script
+    script = plugin.stash[SCRIPT]
     script.seen.append(item)
     if script.delay:
         await asyncio.sleep(script.delay)

@@ -17,6 +17,7 @@ class ExtraProviderSettings(BaseModel):
 
     name: str = "decathlon"
     display_name: str = "Decathlon Coach"
+    fail: bool = False  # the hook raises instead of contributing
 
 
 @hookimpl
@@ -27,4 +28,6 @@ def settings_model() -> type[ExtraProviderSettings]:
 @hookimpl(optionalhook=True)
 def health_providers(plugin: LoadedPlugin) -> Iterable[Mapping[str, Any]]:
     settings = plugin.settings
+    if settings.fail:
+        raise RuntimeError("the provider catalogue is out of reach")
     return [{"name": settings.name, "display_name": settings.display_name, "kind": "app"}]
