@@ -31,6 +31,7 @@ from core.errors import (
     ConfigError,
     ConflictError,
     ContributionError,
+    StartupError,
     install_error_handlers,
 )
 from core.families import User
@@ -362,7 +363,7 @@ async def _open(app: Quart, runtime: Runtime) -> None:
         pending = await db.pending_migrations(config)
         if pending:
             if not core.auto_migrate:
-                raise ConfigError(
+                raise StartupError(
                     "unapplied migrations: "
                     + ", ".join(pending)
                     + ". Run `imperfect db migrate`, or set IMPERFECT_AUTO_MIGRATE=1."
@@ -381,7 +382,7 @@ async def _open(app: Quart, runtime: Runtime) -> None:
         except Exception as error:
             reason = f"start-up failed: {error!r}"
             if plugin.entry.on_failure == "abort":
-                raise ConfigError(f"plugin '{plugin.name}': {reason}") from error
+                raise StartupError(f"plugin '{plugin.name}': {reason}") from error
             log.exception("plugin '%s' %s", plugin.name, reason)
             if runtime.started and runtime.started[-1] is plugin:
                 # it started, then failed: close it while its hooks are still registered

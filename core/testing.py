@@ -13,6 +13,16 @@ from quart.testing import QuartClient
 
 from core.app import create_app
 from core.config import CoreSettings
+from core.emulator import Account, AuthEmulator
+
+__all__ = [
+    "Account",
+    "AuthEmulator",
+    "client_for",
+    "serving",
+    "settings_for",
+    "write_plugins_file",
+]
 
 
 def write_plugins_file(path: Path, plugins: Mapping[str, Any]) -> Path:
