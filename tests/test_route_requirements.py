@@ -7,6 +7,8 @@ and before the handler, and documents it in the spec.
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from core import ConfigError, ConflictError, Identity, User, create_app
@@ -86,3 +88,25 @@ async def test_any_family_may_resolve_the_user(app_client, auth_emulator: AuthEm
     assert (one["id"], two["id"], again) == (1, 2, one)
     assert one["firebase_uid"] == first.uid and one["email"] == first.email
     assert isinstance(found, User) and found.id == 2
+
+
+async def test_a_raw_body_route_gets_exactly_the_bytes_sent(app_client):
+    sent = b'{ "z": 1,\n  "a" : "\\u00e9" }  '
+    async with app_client(
+        {"echo": {"module": "tests.plugins.echo"}}, max_body_bytes=2048
+    ) as client:
+        answer = await client.post(
+            "/echo/raw", data=sent, headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == 200
+        assert await answer.get_json() == {
+            "size": len(sent),
+            "sha256": hashlib.sha256(sent).hexdigest(),
+        }
+        too_big = await client.post(
+            "/echo/raw", data=b"x" * 4096, headers={"Content-Type": "application/json"}
+        )
+        assert too_big.status_code == 413
+        assert (await too_big.get_json())["code"] == "payload_too_large"
+        spec = await (await client.get("/openapi.json")).get_json()
+    assert "application/json" in spec["paths"]["/echo/raw"]["post"]["requestBody"]["content"]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint
 
@@ -41,3 +43,15 @@ async def search(query: SearchQuery) -> SearchQuery:
 @endpoint(auth="public")
 async def crash() -> None:
     raise RuntimeError("secret internals")
+
+
+class RawOut(BaseModel):
+    size: int
+    sha256: str
+
+
+@blueprint.post("/echo/raw")
+@endpoint(response=RawOut, auth="public", raw_body="application/json")
+async def echo_raw(raw_body: bytes) -> RawOut:
+    """The digest of exactly the bytes sent, as a webhook's signature check needs them."""
+    return RawOut(size=len(raw_body), sha256=hashlib.sha256(raw_body).hexdigest())
