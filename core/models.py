@@ -19,6 +19,8 @@ class OutboxMessage(Model):
     kind = fields.CharField(max_length=100)
     payload: fields.JSONField[dict[str, Any]] = fields.JSONField()
     dedupe_key = fields.CharField(max_length=200, null=True, unique=True)
+    # Messages with the same key are handed over one at a time, in the order queued.
+    ordering_key = fields.CharField(max_length=200, null=True)
     status = fields.CharField(max_length=8, default=PENDING)
     attempts = fields.IntField(default=0)
     available_at = fields.DatetimeField()
@@ -30,7 +32,7 @@ class OutboxMessage(Model):
 
     class Meta:
         table = "core_outbox"
-        indexes = (("status", "available_at"),)
+        indexes = (("status", "available_at"), ("ordering_key", "status"))
 
 
 class HandledMessage(Model):

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from tortoise.expressions import F, Q
+from tortoise.expressions import F, Q, Subquery
+from tortoise.functions import Min
 from tortoise.transactions import in_transaction
 
 from core.config import CoreSettings
@@ -64,6 +65,7 @@ class OutboxPolicy:
 
     interval_seconds: float = 1.0
     batch_size: int = 50
+    concurrency: int = 8
     max_attempts: int = 12
     lease_seconds: float = 60.0
     retry_base_seconds: float = 2.0
@@ -75,6 +77,7 @@ class OutboxPolicy:
         return cls(
             interval_seconds=core.outbox_interval,
             batch_size=core.outbox_batch_size,
+            concurrency=core.outbox_concurrency,
             max_attempts=core.outbox_max_attempts,
             lease_seconds=core.outbox_lease,
             retry_base_seconds=core.outbox_retry_base,
@@ -113,6 +116,7 @@ async def enqueue(
     payload: Mapping[str, Any],
     *,
     dedupe_key: str | None = None,
+    ordering_key: str | None = None,
     available_at: datetime | None = None,
 ) -> None:
     """Queue a side effect of ``kind`` on the current connection.
@@ -123,12 +127,21 @@ async def enqueue(
     payload must be JSON-serialisable; keep personal data out of it (store an id of your
     own row instead), so that erasing a user's rows leaves nothing of theirs here.
     ``available_at`` holds the message back until then (default: at once).
+
+    ``ordering_key`` (for example ``"hare:user:42"``) orders messages: one is not handed to
+    its handler while an earlier message with the same key is still pending (waiting,
+    backing off or being handled), on any dispatcher of any instance. A dead message no
+    longer holds its successors back: they go on, and the dead one stays for inspection.
     """
     if not kind:
         raise ValueError("an outbox message needs a kind")
     data = json.loads(json.dumps(dict(payload)))  # refuse non-JSON here, in the caller
     message = OutboxMessage(
-        kind=kind, payload=data, dedupe_key=dedupe_key, available_at=available_at or utcnow()
+        kind=kind,
+        payload=data,
+        dedupe_key=dedupe_key,
+        ordering_key=ordering_key,
+        available_at=available_at or utcnow(),
     )
     if dedupe_key is None:
         await message.save()
@@ -161,7 +174,7 @@ class Dispatcher:
         return self._task is not None and not self._task.done()
 
     async def run_once(self, now: datetime | None = None) -> DispatchReport:
-        """One pass: claim up to a batch of due messages and handle them concurrently.
+        """One pass: claim due messages (at most the concurrency limit) and handle them at once.
 
         ``now`` is the pass's clock (default: the current time); tests pass a later time
         to make backed-off messages due without waiting.
@@ -201,28 +214,37 @@ class Dispatcher:
             full = False
             try:
                 report = await self.run_once()
-                full = report.claimed >= self.policy.batch_size
+                full = report.claimed > 0
                 if loop.time() >= self._next_prune:
                     await self.prune()
                     self._next_prune = loop.time() + 3600
             except Exception:
                 log.exception("outbox dispatch pass failed; trying again shortly")
-            if not full:  # a full batch means more is probably due: go again at once
+            if not full:  # a pass that found work goes again at once: more may be due
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.policy.interval_seconds)
 
     async def _claim(self, now: datetime, claim: str) -> list[OutboxMessage]:
         if not self.handlers:
             return []
-        claimable = Q(status=PENDING, kind__in=list(self.handlers), available_at__lte=now) & (
-            Q(locked_until__isnull=True) | Q(locked_until__lte=now)
+        # The first pending message of each ordering key; messages without a key are free.
+        heads = (
+            OutboxMessage.filter(status=PENDING, ordering_key__isnull=False)
+            .group_by("ordering_key")
+            .annotate(head=Min("id"))
+            .values("head")
+        )
+        claimable = (
+            Q(status=PENDING, kind__in=list(self.handlers), available_at__lte=now)
+            & (Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+            & (Q(ordering_key__isnull=True) | Q(id__in=Subquery(heads)))
         )
         async with in_transaction():
             # ``only`` rather than ``values_list``: Tortoise drops FOR UPDATE from the latter.
             due = (
                 await OutboxMessage.filter(claimable)
                 .order_by("available_at", "id")
-                .limit(self.policy.batch_size)
+                .limit(min(self.policy.batch_size, self.policy.concurrency))
                 .select_for_update(skip_locked=True)
                 .only("id")
             )
@@ -263,6 +285,10 @@ class Dispatcher:
                 )
                 return await self._record(row, claim, DEAD, now, error)
             retry_at = now + timedelta(seconds=self.policy.retry_delay(row.attempts))
+            if isinstance(error, TimeoutError):
+                # The work was cut at its time limit but may have reached the other side;
+                # never try again before this attempt's lease ends.
+                retry_at = max(retry_at, now + timedelta(seconds=self.policy.lease_seconds))
             log.warning(
                 "outbox %s #%s attempt %d failed, retrying at %s: %s",
                 row.kind,

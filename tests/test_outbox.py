@@ -206,3 +206,87 @@ async def test_the_background_dispatcher_runs_while_the_app_serves(app_client):
             await asyncio.sleep(0.01)
         assert await delivered() == {"a": 1}
     assert not dispatcher.running
+
+
+def _labels(script: Script, parcels: dict[int, str]) -> list[str]:
+    return [parcels[item.payload["parcel_id"]] for item in script.seen]
+
+
+async def test_messages_with_one_ordering_key_go_one_at_a_time_in_order(app_client):
+    async with app_client(COURIER) as client:
+        script = script_of(client)
+        ids = {await send(client, f"a{n}", ordering_key="user:a"): f"a{n}" for n in range(3)}
+        ids[await send(client, "free")] = "free"
+        ids[await send(client, "b0", ordering_key="user:b")] = "b0"
+        dispatcher, now = dispatcher_of(client), utcnow()
+
+        script.failures.append(RuntimeError("the sibling is down"))
+        first = await dispatcher.run_once(now)
+        # one message per key, and the unkeyed one: a0 (fails), free, b0
+        assert first.claimed == 3 and first.retried == 1
+        assert sorted(_labels(script, ids)) == ["a0", "b0", "free"]
+        # a0 backs off; a1 must wait for it although a1 is due
+        assert (await dispatcher.run_once(now)).claimed == 0
+        later = now + timedelta(hours=2)
+        for _ in range(3):
+            await dispatcher.run_once(later)
+        assert [label for label in _labels(script, ids) if label.startswith("a")] == [
+            "a0",
+            "a0",
+            "a1",
+            "a2",
+        ]
+        assert await delivered() == {"a0": 1, "a1": 1, "a2": 1, "free": 1, "b0": 1}
+
+
+async def test_a_dead_message_does_not_hold_its_successors_back(app_client):
+    async with app_client(COURIER, outbox_max_attempts=2) as client:
+        script = script_of(client)
+        ids = {await send(client, f"m{n}", ordering_key="k"): f"m{n}" for n in range(2)}
+        script.failures.extend([RuntimeError("down"), RuntimeError("still down")])
+        dispatcher, now = dispatcher_of(client), utcnow()
+        assert (await dispatcher.run_once(now)).retried == 1
+        assert (await dispatcher.run_once(now + timedelta(hours=2))).dead == 1
+        assert (await dispatcher.run_once(now + timedelta(hours=2))).done == 1
+        assert _labels(script, ids) == ["m0", "m0", "m1"]
+        statuses = {row.payload["parcel_id"]: row.status for row in await OutboxMessage.all()}
+        assert sorted(statuses.values()) == ["dead", "done"]
+
+
+async def test_two_dispatchers_keep_each_keys_order(app_client):
+    """Two dispatchers on one database (PostgreSQL: row locks; SQLite: one writer)."""
+    async with app_client(COURIER) as client:
+        script = script_of(client)
+        script.delay = 0.01
+        ids = {}
+        for n in range(8):
+            for key in ("x", "y", "z"):
+                ids[await send(client, f"{key}{n}", ordering_key=key)] = f"{key}{n}"
+        first = dispatcher_of(client)
+        second = Dispatcher(first.handlers, first.policy, name="second")
+        for _ in range(12):
+            await asyncio.gather(first.run_once(), second.run_once())
+        seen = _labels(script, ids)
+        assert sorted(seen) == sorted(ids.values())  # each exactly once
+        for key in ("x", "y", "z"):
+            assert [label for label in seen if label[0] == key] == [f"{key}{n}" for n in range(8)]
+
+
+async def test_a_pass_runs_at_most_the_configured_number_of_handlers(app_client):
+    async with app_client(COURIER, outbox_concurrency=2) as client:
+        for n in range(5):
+            await send(client, f"p{n}")
+        dispatcher = dispatcher_of(client)
+        assert [(await dispatcher.run_once()).claimed for _ in range(4)] == [2, 2, 1, 0]
+
+
+async def test_a_timed_out_attempt_is_not_retried_before_its_lease_ends(app_client):
+    """The work was cut at its limit but may have reached the other side: wait out the lease."""
+    async with app_client(COURIER, outbox_lease=2.0, outbox_retry_base=0) as client:
+        script_of(client).delay = 1.5  # longer than the time limit, half the lease
+        await send(client, "slow")
+        now = utcnow()
+        assert (await dispatcher_of(client).run_once(now)).retried == 1
+        [row] = await OutboxMessage.all()
+        assert row.available_at >= now + timedelta(seconds=2)
+        assert "TimeoutError" in (row.last_error or "")

@@ -33,6 +33,7 @@ class ParcelIn(BaseModel):
 
     label: str
     dedupe_key: str | None = None
+    ordering_key: str | None = None
     refuse: bool = False  # fail after queueing, inside the transaction
 
 
@@ -47,7 +48,12 @@ class ParcelOut(BaseModel):
 async def send_parcel(body: ParcelIn) -> Parcel:
     async with in_transaction():
         parcel = await Parcel.create(label=body.label)
-        await enqueue("courier.deliver", {"parcel_id": parcel.id}, dedupe_key=body.dedupe_key)
+        await enqueue(
+            "courier.deliver",
+            {"parcel_id": parcel.id},
+            dedupe_key=body.dedupe_key,
+            ordering_key=body.ordering_key,
+        )
         if body.refuse:
             raise ApiError(409, "refused", "Refused after queueing.")
     return parcel
