@@ -61,6 +61,9 @@ class CoreSettings(BaseSettings):
     outbox_batch_size: int = Field(
         50, ge=1, le=1000, validation_alias=AliasChoices("IMPERFECT_OUTBOX_BATCH_SIZE")
     )
+    outbox_concurrency: int = Field(
+        8, ge=1, le=200, validation_alias=AliasChoices("IMPERFECT_OUTBOX_CONCURRENCY")
+    )
     outbox_max_attempts: int = Field(
         12, ge=1, validation_alias=AliasChoices("IMPERFECT_OUTBOX_MAX_ATTEMPTS")
     )
