@@ -8,8 +8,10 @@ BIN := $(VENV)/bin
 FIREBASE_TOOLS_VERSION := 15.34.2
 FIREBASE := .tools/node_modules/.bin/firebase
 STAMP := $(VENV)/.installed
+# The API client toolchain (Redocly, openapi-typescript, tsc), pinned in tools/package-lock.json.
+API_TOOLS := tools/node_modules/.installed
 
-.PHONY: serve test bench lint openapi
+.PHONY: serve test bench lint openapi api-tools lint-api
 
 $(STAMP): pyproject.toml tests/example_plugin/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,10 +24,17 @@ $(FIREBASE):
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error \
 		firebase-tools@$(FIREBASE_TOOLS_VERSION)
 
-serve: $(STAMP)
-	$(BIN)/imperfect serve --migrate --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
+$(API_TOOLS): tools/package.json tools/package-lock.json
+	npm ci --prefix tools --no-audit --no-fund --loglevel=error
+	touch $@
 
-test: $(STAMP) $(FIREBASE)
+api-tools: $(API_TOOLS)
+
+serve: $(STAMP)
+	IMPERFECT_ENV=$${IMPERFECT_ENV:-development} \
+		$(BIN)/imperfect serve --migrate --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
+
+test: $(STAMP) $(FIREBASE) $(API_TOOLS)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
@@ -36,3 +45,7 @@ lint: $(STAMP)
 
 openapi: $(STAMP)
 	$(BIN)/imperfect openapi -o docs/openapi.json
+
+lint-api: $(STAMP) $(API_TOOLS)
+	tools/node_modules/.bin/redocly lint
+	$(BIN)/imperfect openapi --diff --fail-on breaking

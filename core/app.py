@@ -18,13 +18,19 @@ import re
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from quart import Blueprint, Quart, Response, request
+from quart.routing import QuartMap
+from quart.wrappers import BaseRequestWebsocket
+from werkzeug.datastructures import ImmutableDict
+from werkzeug.exceptions import BadHost, BadRequest, HTTPException
+from werkzeug.routing import IntegerConverter, Map, MapAdapter, RequestRedirect
 
 from core import accounts, db
 from core.auth import FirebaseAuth, Identity
-from core.config import CoreSettings
+from core.config import CoreSettings, check_emulator_allowed
 from core.endpoints import RouteRequirement, declared_endpoint
 from core.errors import (
     ApiError,
@@ -32,12 +38,14 @@ from core.errors import (
     ConflictError,
     ContributionError,
     StartupError,
+    error_response,
     install_error_handlers,
 )
 from core.families import User
 from core.openapi import BuiltSpec, build_spec
 from core.outbox import Dispatcher, OutboxHandler, OutboxPolicy
 from core.plugins import LoadedPlugin, Platform, Registry, load_platform
+from core.ratelimit import RateLimiter
 
 log = logging.getLogger("imperfect.app")
 
@@ -91,6 +99,8 @@ class Runtime:
         self.outbox_handlers: dict[str, tuple[str, OutboxHandler]] = {}  # kind -> (owner, handler)
         self.outbox: Dispatcher | None = None  # while serving
         self.requirements: dict[str, RouteRequirement] = {}  # by name, from route_requirements
+        self.start_failure: BaseException | None = None  # why the last start-up failed
+        self.rate_limiter: RateLimiter | None = None  # while serving
 
     async def resolve_user(self, identity: Identity) -> Any:
         """The first non-None ``resolve_user`` result, else the identity itself."""
@@ -115,11 +125,116 @@ def runtime_of(app: Quart) -> Runtime:
     return app.extensions["imperfect"]
 
 
+# --- routing: what Werkzeug cannot bind, redirects, integer path segments ----------------
+
+
+class AsciiIntegerConverter(IntegerConverter):
+    """``<int:...>`` that matches 1 to 32 ASCII digits (or ``fixed_digits``, or ``max``'s).
+
+    Werkzeug's own converter matches ``\\d+``: every Unicode digit (``/profiles/%EF%BC%91``
+    was profile 1), at any length (thousands of digits reached ``int()``). Anything else is
+    no match, so a 404. The range of a value within 32 digits is the handler's to check
+    (the families' ids are 32-bit columns), unless the rule gives ``max``.
+    """
+
+    MAX_DIGITS = 32
+
+    def __init__(
+        self,
+        map: Map,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = None,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+        longest = len(str(abs(max))) if max is not None else self.MAX_DIGITS
+        digits = f"{{{fixed_digits}}}" if fixed_digits else f"{{1,{longest}}}"
+        self.regex = ("-?" if signed else "") + f"[0-9]{digits}"
+
+
+class _RefusedAdapter(MapAdapter):
+    """Bound in place of a request Werkzeug cannot bind: every match raises ``error``."""
+
+    def __init__(self, url_map: Map, request: BaseRequestWebsocket, error: HTTPException) -> None:
+        super().__init__(url_map, "invalid", "/", url_map.default_subdomain, "http", "/", "GET")
+        self.error = error
+
+    def match(self, *args: Any, **kwargs: Any) -> Any:
+        raise self.error
+
+
+class _RouteMap(QuartMap):
+    """Quart's URL map with ASCII integer ids, no slash merging, and a bad Host as a 400."""
+
+    default_converters = ImmutableDict(
+        {**QuartMap.default_converters, "int": AsciiIntegerConverter}
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Werkzeug would answer `//a//b` with a redirect to an absolute URL built from the
+        # Host header; unmerged, such a path simply matches no rule.
+        self.merge_slashes = False
+
+    def bind_to_request(
+        self, request: BaseRequestWebsocket, subdomain: str | None, server_name: str | None
+    ) -> MapAdapter:
+        # Binding IDNA-encodes the Host header and decodes the query string; both raise on
+        # input a client controls, before any error handler could answer. Bind a refusing
+        # adapter instead, so the refusal is routed through the one request pipeline.
+        try:
+            return super().bind_to_request(request, subdomain, server_name)
+        except BadHost as error:
+            return _RefusedAdapter(self, request, error)
+        except UnicodeDecodeError:
+            return _RefusedAdapter(self, request, BadRequest())
+
+
+class ImperfectQuart(Quart):
+    """The platform's Quart: its URL map, and routing refusals in core's JSON contract."""
+
+    url_map_class = _RouteMap
+    _starting = False
+
+    def raise_routing_exception(self, request: BaseRequestWebsocket) -> NoReturn:
+        error = request.routing_exception
+        if isinstance(error, RequestRedirect):
+            # Only strict-slash redirects remain (`/notes` for a rule `/notes/`): answer
+            # JSON, with a Location relative to this host, never one built from its Host.
+            parts = urlsplit(error.new_url)
+            location = "/" + parts.path.lstrip("/") + (f"?{parts.query}" if parts.query else "")
+            raise ApiError(
+                error.code,
+                "redirect",
+                "This resource lives at the URL in the Location header; repeat the request there.",
+                headers={"Location": location},
+            )
+        if isinstance(error, BadHost):
+            raise ApiError(400, "bad_host", "The Host header is not a valid host name.")
+        super().raise_routing_exception(request)
+
+    async def startup(self) -> None:
+        self._starting = True
+        try:
+            await super().startup()
+        finally:
+            self._starting = False
+
+    def log_exception(self, exception_info: Any) -> None:
+        # A start-up refused with a message of ours is reported as that one line (by
+        # `imperfect serve`, or to the caller of test_app); a traceback adds nothing.
+        if self._starting and isinstance(exception_info[1], ConfigError | StartupError):
+            return
+        super().log_exception(exception_info)
+
+
 def create_app(core: CoreSettings | None = None, platform: Platform | None = None) -> Quart:
     """Build the app for ``core`` settings (the environment when omitted)."""
     core = core or CoreSettings.from_env()
+    check_emulator_allowed(core.environment)  # again: the variable may be set since
     platform = platform or load_platform(core)
-    app = Quart("imperfect")
+    app = ImperfectQuart("imperfect")
     app.config["MAX_CONTENT_LENGTH"] = core.max_body_bytes
     app.config["PROPAGATE_EXCEPTIONS"] = False
     runtime = Runtime(platform)
@@ -325,6 +440,31 @@ def _request_hook_counts(app: Quart) -> dict[str, int]:
 
 def _install_request_pipeline(app: Quart) -> None:
     runtime = runtime_of(app)
+    cors = CorsPolicy.from_settings(runtime.core)
+
+    @app.before_request
+    async def _cors_preflight() -> Response | None:
+        # A preflight is answered here, before routing errors, auth or any handler.
+        if not _is_preflight():
+            return None
+        origin = request.headers["Origin"]
+        if cors is None:
+            return _cors_refusal("Cross-origin requests are not enabled on this deployment.")
+        return cors.preflight(
+            origin,
+            request.headers["Access-Control-Request-Method"],
+            request.headers.get("Access-Control-Request-Headers", ""),
+        )
+
+    if cors is not None:
+
+        @app.after_request
+        async def _cors_headers(response: Response) -> Response:
+            if _is_preflight():
+                response.vary.add("Origin")  # answered (or refused) by _cors_preflight
+            else:
+                cors.decorate(response, request.headers.get("Origin"))
+            return response
 
     @app.before_request
     async def _refuse_unavailable_family() -> None:
@@ -340,11 +480,91 @@ def _install_request_pipeline(app: Quart) -> None:
         return response
 
 
+@dataclass(frozen=True)
+class CorsPolicy:
+    """CORS from the core settings: exact origins; preflights answered by core itself."""
+
+    origins: frozenset[str]
+    methods: frozenset[str]
+    headers: frozenset[str]  # lower case
+    preflight_headers: tuple[tuple[str, str], ...]
+    response_headers: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def from_settings(cls, core: CoreSettings) -> CorsPolicy | None:
+        """The policy, or ``None`` when ``IMPERFECT_CORS_ORIGINS`` is empty (CORS off)."""
+        if not core.cors_origin_set:
+            return None
+        credentials = (
+            (("Access-Control-Allow-Credentials", "true"),) if core.cors_credentials else ()
+        )
+        expose = (
+            (("Access-Control-Expose-Headers", core.cors_expose_headers.replace(",", ", ")),)
+            if core.cors_expose_headers
+            else ()
+        )
+        return cls(
+            origins=core.cors_origin_set,
+            methods=frozenset(core.cors_methods.split(",")) - {""},
+            headers=frozenset(core.cors_headers.lower().split(",")) - {""},
+            preflight_headers=(
+                ("Access-Control-Allow-Methods", core.cors_methods.replace(",", ", ")),
+                ("Access-Control-Allow-Headers", core.cors_headers.replace(",", ", ")),
+                ("Access-Control-Max-Age", str(core.cors_max_age)),
+                *credentials,
+            ),
+            response_headers=(*credentials, *expose),
+        )
+
+    def preflight(self, origin: str, method: str, requested: str) -> Response:
+        """204 with the allowed methods and headers, or a 403 JSON refusal."""
+        if origin.lower() not in self.origins:
+            return _cors_refusal("Cross-origin requests from this origin are not allowed.")
+        if method not in self.methods:
+            return _cors_refusal(f"Cross-origin {method[:16]!r} requests are not allowed.")
+        asked = {name.strip().lower() for name in requested.split(",") if name.strip()}
+        if not asked <= self.headers:
+            return _cors_refusal("A requested header is not allowed in cross-origin requests.")
+        response = Response(b"", status=204)
+        response.headers["Access-Control-Allow-Origin"] = origin.lower()
+        for name, value in self.preflight_headers:
+            response.headers[name] = value
+        response.vary.update(("Origin", "Access-Control-Request-Method"))
+        response.vary.add("Access-Control-Request-Headers")
+        return response
+
+    def decorate(self, response: Response, origin: str | None) -> None:
+        """Let an allowed origin read ``response``; every response varies by Origin."""
+        response.vary.add("Origin")
+        if origin is None or origin.lower() not in self.origins:
+            return
+        response.headers["Access-Control-Allow-Origin"] = origin.lower()
+        for name, value in self.response_headers:
+            response.headers[name] = value
+
+
+def _is_preflight() -> bool:
+    headers = request.headers
+    return (
+        request.method == "OPTIONS"
+        and "Origin" in headers
+        and "Access-Control-Request-Method" in headers
+    )
+
+
+def _cors_refusal(detail: str) -> Response:
+    response = error_response(403, "cors_refused", detail)
+    response.vary.add("Origin")
+    return response
+
+
 async def _start(app: Quart, runtime: Runtime) -> None:
     """Open everything; if any step fails, close what was opened, then re-raise."""
+    runtime.start_failure = None
     try:
         await _open(app, runtime)
-    except BaseException:
+    except BaseException as error:
+        runtime.start_failure = error
         await _stop(app, runtime)
         raise
     # Everything built so far lives as long as the process: keep it out of the
@@ -357,6 +577,8 @@ async def _open(app: Quart, runtime: Runtime) -> None:
     """Firebase, database, migrations check, each family's ``startup``, the outbox."""
     core = runtime.core
     runtime.auth = FirebaseAuth(core)
+    runtime.rate_limiter = RateLimiter.from_env()
+    await runtime.rate_limiter.start()
     config = runtime.tortoise_config
     await db.init(config)
     async with db.migration_lock(config):
@@ -438,6 +660,9 @@ async def _stop(app: Quart, runtime: Runtime) -> None:
         await _shut_down(app, runtime, plugin)
     runtime.started.clear()
     await db.close()
+    if runtime.rate_limiter is not None:
+        await runtime.rate_limiter.close()
+        runtime.rate_limiter = None
     if runtime.auth is not None:
         runtime.auth.close()
         runtime.auth = None

@@ -22,8 +22,8 @@ from firebase_admin import auth as firebase_auth
 from firebase_admin.exceptions import FirebaseError
 from google.auth.exceptions import GoogleAuthError
 
-from core.config import CoreSettings
-from core.errors import ApiError, ConfigError
+from core.config import EMULATOR_HOST_ENV, CoreSettings, check_emulator_allowed
+from core.errors import ApiError
 
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="imperfect"'}
 
@@ -42,7 +42,7 @@ class Identity:
     @property
     def auth_time(self) -> int | None:
         value = self.claims.get("auth_time")
-        return int(value) if value is not None else None
+        return value if type(value) is int else None
 
 
 def unauthenticated(code: str, detail: str) -> ApiError:
@@ -54,11 +54,9 @@ class FirebaseAuth:
 
     def __init__(self, core: CoreSettings) -> None:
         self.core = core
-        if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") and core.environment == "production":
-            raise ConfigError(
-                "FIREBASE_AUTH_EMULATOR_HOST is set while IMPERFECT_ENV=production: "
-                "firebase-admin would accept unsigned tokens; unset it"
-            )
+        # Checked when the settings were built; again here, because firebase-admin reads
+        # the variable from the process environment, which may have changed since.
+        check_emulator_allowed(core.environment)
         self._app = firebase_admin.initialize_app(
             credential=_credential(),
             options={"projectId": core.firebase_project_id},
@@ -115,7 +113,7 @@ class FirebaseAuth:
                 "The Authorization header must be 'Bearer <Firebase ID token>'.",
             )
         claims = await asyncio.to_thread(self._verify, token)
-        return Identity(uid=claims["uid"], claims=claims)
+        return Identity(uid=claims["uid"], claims=checked_claims(claims))
 
     def _verify(self, token: str) -> dict[str, Any]:
         try:
@@ -152,6 +150,39 @@ class FirebaseAuth:
                 "auth_unavailable",
                 f"Firebase Authentication could not verify the token: {type(error).__name__}.",
             ) from error
+        except (TypeError, KeyError, AttributeError, OverflowError) as error:
+            # A claim of the wrong type that firebase-admin itself trips over (it compares
+            # and indexes claims before we see them): the token is malformed, not our crash.
+            raise unauthenticated("invalid_token", _INVALID_CLAIMS) from error
+
+
+_INVALID_CLAIMS = "This ID token's claims are not those of a Firebase ID token."
+_MAX_UID = 128  # Firebase's own limit on a uid
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int  # bool is a subclass of int; a JSON true is not a time
+
+
+def checked_claims(claims: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The verified token's claims, checked like any input: else ``401 invalid_token``.
+
+    firebase-admin checks the signature (outside the emulator), ``aud``, ``iss`` and the
+    times, but not the types of the claims core and families rely on: ``sub``/``uid`` a
+    non-empty string of at most 128 characters, ``auth_time``, ``iat`` and ``exp``
+    integers (seconds), ``email`` a string when present.
+    """
+    uid, sub = claims.get("uid"), claims.get("sub")
+    valid = (
+        isinstance(uid, str)
+        and 0 < len(uid) <= _MAX_UID
+        and uid == sub
+        and all(_is_int(claims.get(name)) for name in ("auth_time", "iat", "exp"))
+        and ("email" not in claims or isinstance(claims["email"], str))
+    )
+    if not valid:
+        raise unauthenticated("invalid_token", _INVALID_CLAIMS)
+    return claims
 
 
 def _invalid_reason(message: str) -> str:
@@ -163,7 +194,7 @@ def _invalid_reason(message: str) -> str:
 def _credential() -> Any:
     """None for the emulator; otherwise Application Default Credentials, loaded lazily
     (a key file from GOOGLE_APPLICATION_CREDENTIALS, or the platform's metadata server)."""
-    if os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"):
+    if os.environ.get(EMULATOR_HOST_ENV):
         return _NoCredential()
     return firebase_admin.credentials.ApplicationDefault()
 

@@ -97,25 +97,27 @@ def main() -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--migrate", is_flag=True, help="Apply pending migrations before serving.")
 def serve(host: str, port: int, workers: int, migrate: bool) -> None:
     """Serve the API with hypercorn.
 
     Hypercorn's settings are the defaults shipped in the package, overridden key by key by
     ``$IMPERFECT_HYPERCORN_CONFIG`` or ``config/hypercorn.toml``. Application logs go to
-    stderr at ``$IMPERFECT_LOG_LEVEL`` (default INFO), in every worker.
+    stderr at ``$IMPERFECT_LOG_LEVEL`` (default INFO), in every worker. A start-up that a
+    worker refuses (unapplied migrations, a family's start-up failing, ...) stops the server
+    with its cause on one line and exit status 1.
     """
-    from hypercorn.run import run
-
-    from core.serving import configure_logging, hypercorn_config
+    from core.serving import configure_logging, hypercorn_config, run
 
     config = hypercorn_config(host, port, workers)  # a bad file fails before the app
     configure_logging()
     create_app()  # fail here, with a clear message, on any configuration problem
     if migrate:
         _migrate_all()
-    sys.exit(run(config))
+    failure = run(config)
+    if failure is not None:
+        raise CliError(f"start-up failed: {failure}")
 
 
 @cli.command()
@@ -199,8 +201,53 @@ def routes() -> None:
     is_flag=True,
     help=f"Fail if the file (default {DEFAULT_SPEC_PATH}) differs from what the code produces.",
 )
-def openapi(output: Path | None, check_file: bool) -> None:
-    """Print, write (-o) or verify (--check) the merged OpenAPI document."""
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Print what the current configuration serves that another does not (operations, "
+    f"parameters, components), marking what breaks existing clients; against {DEFAULT_SPEC_PATH} "
+    "unless --against, --against-plugins or --disable says otherwise.",
+)
+@click.option(
+    "--against",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="--diff against this OpenAPI document (for example the base branch's).",
+)
+@click.option(
+    "--against-plugins",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="--diff against the document another plugins.toml produces.",
+)
+@click.option(
+    "--disable",
+    default="",
+    metavar="A,B",
+    help="--diff the current configuration against itself with these families disabled: "
+    "what their clients would lose.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["breaking"]),
+    help="With --diff: exit 1 when a breaking change is reported.",
+)
+def openapi(
+    output: Path | None,
+    check_file: bool,
+    show_diff: bool,
+    against: Path | None,
+    against_plugins: Path | None,
+    disable: str,
+    fail_on: str | None,
+) -> None:
+    """Print, write (-o), verify (--check) or compare (--diff) the merged OpenAPI document."""
+    if not show_diff and (against or against_plugins or disable or fail_on):
+        raise click.UsageError("--against, --against-plugins, --disable and --fail-on need --diff")
+    if show_diff:
+        if check_file or output:
+            raise click.UsageError("--diff cannot be combined with --check or -o")
+        _openapi_diff(against, against_plugins, disable, fail_on)
+        return
     spec = runtime_of(create_app()).spec
     assert spec is not None
     if check_file:
@@ -226,6 +273,58 @@ def openapi(output: Path | None, check_file: bool) -> None:
         click.echo(f"wrote {output}")
     else:
         click.echo(spec.body.decode(), nl=False)
+
+
+def _openapi_diff(
+    against: Path | None, against_plugins: Path | None, disable: str, fail_on: str | None
+) -> None:
+    """``openapi --diff``: old (what clients were written against) -> new, then the report."""
+    from core.specdiff import diff_specs, has_breaking, render
+
+    if sum(bool(x) for x in (against, against_plugins, disable)) > 1:
+        raise click.UsageError("give at most one of --against, --against-plugins and --disable")
+    settings = CoreSettings.from_env()
+    current = f"current configuration ({settings.plugins_file})"
+    if disable:
+        names = {name.strip() for name in disable.split(",") if name.strip()}
+        # The current configuration is what clients have; the candidate disables families.
+        old, old_label = _spec_document(settings), current
+        off = ",".join(sorted(settings.disabled_names | names))
+        new = _spec_document(settings.model_copy(update={"disable": off}))
+        new_label = f"{current} with {', '.join(sorted(names))} disabled"
+    else:
+        new, new_label = _spec_document(settings), current
+        if against_plugins is not None:
+            if not against_plugins.is_file():
+                raise ConfigError(f"--against-plugins: {against_plugins} is not a file")
+            other = settings.model_copy(update={"plugins_file": against_plugins})
+            old, old_label = _spec_document(other), f"configuration of {against_plugins}"
+        else:
+            path = against or DEFAULT_SPEC_PATH
+            old, old_label = _read_document(path), str(path)
+    changes = diff_specs(old, new)
+    click.echo(render(changes, old_label, new_label), nl=False)
+    if fail_on == "breaking" and has_breaking(changes):
+        count = sum(change.breaking for change in changes)
+        raise ConfigError(f"{count} breaking change(s) for clients of {old_label}")
+
+
+def _spec_document(settings: CoreSettings) -> dict[str, Any]:
+    spec = runtime_of(create_app(settings)).spec
+    assert spec is not None
+    return spec.document
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror or error}") from error
+    except ValueError as error:
+        raise ConfigError(f"{path} is not JSON: {error}") from error
+    if not isinstance(document, dict) or "paths" not in document:
+        raise ConfigError(f"{path} is not an OpenAPI document (it has no 'paths')")
+    return document
 
 
 @cli.group(name="db")

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,6 +32,65 @@ from core.errors import ConfigError
 OnFailure = Literal["abort", "skip"]
 ENTRY_POINT_GROUP = "imperfect.plugins"
 RESERVED_NAME = "core"  # core's own Tortoise app, tables and owner name
+
+Environment = Literal["production", "staging", "development", "test"]
+ENVIRONMENTS: tuple[str, ...] = get_args(Environment)
+ENVIRONMENT_ALIASES = {
+    "prod": "production",
+    "live": "production",
+    "stage": "staging",
+    "dev": "development",
+    "local": "development",
+    "testing": "test",
+    "tests": "test",
+}
+EMULATOR_HOST_ENV = "FIREBASE_AUTH_EMULATOR_HOST"
+# The only environments in which the Auth Emulator (which signs nothing) may be used.
+EMULATOR_ENVIRONMENTS = frozenset({"development", "test"})
+
+
+def check_emulator_allowed(environment: str, env: Mapping[str, str] | None = None) -> None:
+    """Refuse ``FIREBASE_AUTH_EMULATOR_HOST`` outside an explicit development/test environment.
+
+    firebase-admin reads that variable itself, from the process environment, whenever it
+    verifies a token: while it is set, any hand-made unsigned token for any uid verifies.
+    """
+    host = (os.environ if env is None else env).get(EMULATOR_HOST_ENV, "")
+    if host and environment not in EMULATOR_ENVIRONMENTS:
+        raise ConfigError(
+            f"{EMULATOR_HOST_ENV} is set while IMPERFECT_ENV={environment}: firebase-admin "
+            "would accept unsigned tokens for any user; the Auth Emulator is allowed only "
+            "with IMPERFECT_ENV=development or IMPERFECT_ENV=test (unset means production)"
+        )
+
+
+def _normalised_origin(value: str) -> str:
+    """``https://App.example:443`` -> ``https://app.example``; anything else is an error."""
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (
+        parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or port == -1
+        or parts.username is not None
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or value != value.strip()
+    ):
+        raise ValueError(
+            f"{value!r} is not an origin (scheme://host[:port], no path, no trailing slash)"
+        )
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
+def _comma_list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
 class CoreSettings(BaseSettings):
@@ -33,7 +101,7 @@ class CoreSettings(BaseSettings):
     plugins_file: Path = Field(
         Path("plugins.toml"), validation_alias=AliasChoices("IMPERFECT_PLUGINS_FILE")
     )
-    environment: str = Field("development", validation_alias=AliasChoices("IMPERFECT_ENV"))
+    environment: Environment = Field("production", validation_alias=AliasChoices("IMPERFECT_ENV"))
     database_url: str = Field(
         "sqlite://./data/imperfect.sqlite3", validation_alias=AliasChoices("DATABASE_URL")
     )
@@ -51,6 +119,25 @@ class CoreSettings(BaseSettings):
     )
     readiness_timeout: float = Field(
         2.0, gt=0, validation_alias=AliasChoices("IMPERFECT_READINESS_TIMEOUT")
+    )
+    # CORS: exact origins (comma-separated); empty means CORS is off.
+    cors_origins: str = Field("", validation_alias=AliasChoices("IMPERFECT_CORS_ORIGINS"))
+    cors_methods: str = Field(
+        "GET,POST,PUT,PATCH,DELETE", validation_alias=AliasChoices("IMPERFECT_CORS_METHODS")
+    )
+    cors_headers: str = Field(
+        "Authorization,Content-Type,X-Request-ID",
+        validation_alias=AliasChoices("IMPERFECT_CORS_HEADERS"),
+    )
+    cors_expose_headers: str = Field(
+        "X-Request-ID,Retry-After,RateLimit,RateLimit-Policy",
+        validation_alias=AliasChoices("IMPERFECT_CORS_EXPOSE_HEADERS"),
+    )
+    cors_credentials: bool = Field(
+        False, validation_alias=AliasChoices("IMPERFECT_CORS_CREDENTIALS")
+    )
+    cors_max_age: int = Field(
+        600, ge=0, le=86400, validation_alias=AliasChoices("IMPERFECT_CORS_MAX_AGE")
     )
     outbox_dispatcher: bool = Field(
         True, validation_alias=AliasChoices("IMPERFECT_OUTBOX_DISPATCHER")
@@ -85,7 +172,8 @@ class CoreSettings(BaseSettings):
             return cls()
         except PydanticValidationError as error:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                for e in error.errors()
             )
             raise ConfigError(f"invalid environment: {problems}") from error
 
@@ -96,6 +184,48 @@ class CoreSettings(BaseSettings):
     @property
     def enabled_names(self) -> set[str]:
         return {name.strip() for name in self.enable.split(",") if name.strip()}
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _normalise_environment(cls, value: Any) -> Any:
+        """Strip and lowercase; ``prod``/``dev``/... name their environment; empty is unset."""
+        if not isinstance(value, str):
+            return value
+        name = value.strip().lower()
+        return ENVIRONMENT_ALIASES.get(name, name) or "production"
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: str) -> str:
+        return ",".join(_normalised_origin(origin) for origin in _comma_list(value))
+
+    @field_validator("cors_methods")
+    @classmethod
+    def _check_methods(cls, value: str) -> str:
+        methods = [method.upper() for method in _comma_list(value)]
+        bad = [m for m in methods if not m.isascii() or not m.isalpha()]
+        if bad:
+            raise ValueError(f"not HTTP methods: {', '.join(bad)}")
+        return ",".join(methods)
+
+    @field_validator("cors_headers", "cors_expose_headers")
+    @classmethod
+    def _check_headers(cls, value: str) -> str:
+        names = _comma_list(value)
+        bad = [n for n in names if not n.isascii() or not all(c.isalnum() or c in "-_" for c in n)]
+        if bad:
+            raise ValueError(f"not header names: {', '.join(bad)}")
+        return ",".join(names)
+
+    @model_validator(mode="after")
+    def _emulator_only_in_development(self) -> CoreSettings:
+        # A ConfigError (not a ValueError) leaves pydantic as it is: one line, no wrapping.
+        check_emulator_allowed(self.environment)
+        return self
+
+    @property
+    def cors_origin_set(self) -> frozenset[str]:
+        return frozenset(_comma_list(self.cors_origins))
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from quart import Request, Response, current_app, request
 
 from core.auth import Identity, require_admin, require_recent_sign_in
 from core.errors import ApiError, RequestValidationError, pydantic_errors
+from core.ratelimit import Per, RateLimit, declared_limits
 
 AuthLevel = Literal["public", "user", "admin"]
 JSON = "application/json"
@@ -87,6 +88,7 @@ class Endpoint:
     requires: tuple[str, ...] = ()
     raw_body: bool = False
     raw_body_media_type: str | None = None
+    rate_limits: tuple[RateLimit, ...] = ()  # shortest window first; empty: not limited
     response_adapter: TypeAdapter[Any] | None = field(default=None, compare=False)
     status_adapters: Mapping[int, TypeAdapter[Any]] = field(default_factory=dict, compare=False)
 
@@ -110,6 +112,8 @@ def endpoint(
     media_type: str = JSON,
     requires: Iterable[str] = (),
     raw_body: bool | str = False,
+    rate_limits: Iterable[RateLimit | str] = (),
+    rate_limit_by: Per = "user",
 ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
     """Declare a handler's contract.
 
@@ -131,6 +135,10 @@ def endpoint(
     (or the media type the route takes, such as ``"application/json"``) gives the handler
     the body's bytes, unparsed and read once within the platform's size limit, as
     ``raw_body``: for webhooks whose signature covers exactly what was sent.
+    ``rate_limits`` lists the route's windows, each a :class:`~core.RateLimit` or a string
+    such as ``"10/minute"`` counted per ``rate_limit_by`` (``"user"``, the default, ``"ip"``
+    or ``"route"``); over any of them the request is refused with 429 ``rate_limited``
+    before its body is read, and the spec documents the 429.
     """
 
     def decorate(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -139,6 +147,14 @@ def endpoint(
         adapter = TypeAdapter(response) if response is not None else None
         wanted = set(inspect.signature(handler).parameters)
         _check_signature(handler, wanted, body=body, query=query, auth=auth, raw_body=raw_body)
+        where = f"@endpoint handler {handler.__qualname__}"
+        windows = declared_limits(rate_limits, rate_limit_by, where)
+        if auth == "public" and any(w.per == "user" for w in windows):
+            raise TypeError(
+                f"{where} is public, so it cannot be rate limited per user; "
+                "limit it per 'ip' or per 'route'"
+            )
+        error_statuses = {*errors, 429} if windows else set(errors)
         declared = Endpoint(
             name=handler.__name__,
             body=body,
@@ -147,7 +163,7 @@ def endpoint(
             status=status,
             auth=auth,
             recent_sign_in=recent_sign_in,
-            errors=tuple(sorted(set(errors))),
+            errors=tuple(sorted(error_statuses)),
             responses=tuple(sorted((responses or {}).items())),
             tags=tuple(tags),
             summary=summary,
@@ -160,17 +176,17 @@ def endpoint(
             requires=tuple(dict.fromkeys(requires)),
             raw_body=bool(raw_body),
             raw_body_media_type=raw_body if isinstance(raw_body, str) else None,
+            rate_limits=windows,
             response_adapter=adapter,
             status_adapters={code: TypeAdapter(model) for code, model in (responses or {}).items()},
         )
         wants_user, wants_identity = "user" in wanted, "identity" in wanted
         query_lists = _list_fields(query) if query else frozenset()
+        route_key = f"{handler.__module__}.{handler.__qualname__}"
 
-        @functools.wraps(handler)
-        async def wrapper(**kwargs: Any) -> Any:
-            identity = user = None
-            if auth != "public":
-                identity = await _authenticate(declared)
+        async def serve(identity: Identity | None, kwargs: dict[str, Any]) -> Any:
+            user = None
+            if identity is not None:
                 if wants_identity:
                     kwargs["identity"] = identity
                 if wants_user:
@@ -185,8 +201,24 @@ def endpoint(
                 kwargs["query"] = _parse_query(query, query_lists)
             if body is not None:
                 kwargs["body"] = await _parse_body(body)
-            result = await handler(**kwargs)
-            return _respond(declared, result)
+            return _respond(declared, await handler(**kwargs))
+
+        @functools.wraps(handler)
+        async def wrapper(**kwargs: Any) -> Any:
+            identity = await _authenticate(declared) if auth != "public" else None
+            if not windows:
+                return await serve(identity, kwargs)
+            # after authentication (per-user budgets need the uid), before anything costly
+            headers = await _rate_limit(route_key, windows, identity)
+            if not headers:
+                return await serve(identity, kwargs)
+            try:
+                response = await serve(identity, kwargs)
+            except ApiError as error:
+                error.headers = {**headers, **error.headers}
+                raise
+            response.headers.update(headers)
+            return response
 
         wrapper.__endpoint__ = declared  # type: ignore[attr-defined]
         return wrapper
@@ -232,6 +264,16 @@ async def _authenticate(declared: Endpoint) -> Any:
     if window is not None:
         require_recent_sign_in(identity, window() if callable(window) else window)
     return identity
+
+
+async def _rate_limit(
+    route: str, windows: tuple[RateLimit, ...], identity: Identity | None
+) -> dict[str, str] | None:
+    limiter = current_app.extensions["imperfect"].rate_limiter
+    if limiter is None:  # the app is not serving (no limiter before start-up)
+        return None
+    uid = identity.uid if identity is not None else None
+    return await limiter.acquire(route, windows, uid, request)
 
 
 async def _check_requirements(declared: Endpoint, identity: Identity | None, user: Any) -> None:

@@ -37,6 +37,7 @@ FIREBASE_BIN = Path(
     os.environ.get("IMPERFECT_FIREBASE_BIN", ROOT / ".tools/node_modules/.bin/firebase")
 )
 PROJECT_ID = "demo-imperfect"
+ENV_VAR = "IMPERFECT_ENV"
 BASE_DATABASE_URL = os.environ.get("DATABASE_URL", "")
 ON_POSTGRES = BASE_DATABASE_URL.startswith(("postgres://", "postgresql://"))
 
@@ -91,17 +92,22 @@ def auth_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthEmul
                 f"Firebase Auth Emulator did not start:\n{(workdir / 'emulator.log').read_text()}"
             )
         time.sleep(0.25)
-    previous = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
+    # The emulator is refused outside an explicit development or test environment, so the
+    # suite declares itself one for as long as the variable is set (settings built directly
+    # with CoreSettings(...) read it from the environment too).
+    previous = {name: os.environ.get(name) for name in ("FIREBASE_AUTH_EMULATOR_HOST", ENV_VAR)}
     os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = host
+    os.environ[ENV_VAR] = "test"
     client = AuthEmulator(host, PROJECT_ID)
     try:
         yield client
     finally:
         client.close()
-        if previous is None:
-            os.environ.pop("FIREBASE_AUTH_EMULATOR_HOST", None)
-        else:
-            os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         stop_process_group(process)
         log.close()
 
@@ -200,18 +206,26 @@ def imperfect(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]
     ``plugins.toml``; without it the checked-in ``plugins.toml`` is used. The
     database is a temporary SQLite file. The repository root is put on
     ``PYTHONPATH`` so module-path test families (``tests.plugins.*``) import.
+    ``IMPERFECT_ENV`` is ``test``; ``env`` overrides any variable (``None`` unsets it).
     """
 
     def run(
-        *args: str, plugins: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+        *args: str,
+        plugins: Mapping[str, Any] | None = None,
+        env: Mapping[str, str | None] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         environment = {k: v for k, v in os.environ.items() if k not in _CLI_ISOLATED}
         environment["PYTHONPATH"] = str(ROOT)
         environment["DATABASE_URL"] = f"sqlite://{tmp_path}/cli.sqlite3"
+        environment[ENV_VAR] = "test"  # the session's Auth Emulator is allowed in tests only
         if plugins is not None:
             path = write_plugins_file(tmp_path / "cli-plugins.toml", plugins)
             environment["IMPERFECT_PLUGINS_FILE"] = str(path)
-        environment.update(env or {})
+        for name, value in (env or {}).items():  # None: unset it
+            if value is None:
+                environment.pop(name, None)
+            else:
+                environment[name] = value
         return subprocess.run(
             [str(Path(sys.executable).parent / "imperfect"), *args],
             cwd=ROOT,

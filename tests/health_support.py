@@ -89,10 +89,33 @@ def redirected(response: Any) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
+def pending(response: Any, provider: str = "garmin") -> str:
+    """The ``completion`` of a callback that redirected with ``status=pending``."""
+    params = redirected(response)
+    assert params.keys() == {"status", "provider", "completion"}, params
+    assert (params["status"], params["provider"]) == ("pending", provider), params
+    assert len(params["completion"]) >= 43  # 256 random bits, url-safe
+    return params["completion"]
+
+
+async def redeem(
+    client: QuartClient, who: Member, completion: str, provider: str = "garmin"
+) -> Any:
+    """The app's ``POST .../complete`` with its user's token."""
+    return await client.post(
+        f"/health-providers/{provider}/complete",
+        json={"completion": completion},
+        headers=who.headers,
+    )
+
+
 async def connect(client: QuartClient, who: Member, provider: str = "garmin") -> None:
-    """The whole journey up to a connected provider."""
+    """The whole journey up to a connected provider: connect, consent, callback, redeem."""
     callback = await start_connect(client, who, provider)
-    assert redirected(await client.get(callback)) == {"status": "connected", "provider": provider}
+    completion = pending(await client.get(callback), provider)
+    completed = await redeem(client, who, completion, provider)
+    assert completed.status_code == 200, await completed.get_data()
+    assert (await completed.get_json())["status"] == "connected"
 
 
 def alice_connected(alice: FakeAlice, who: Member, provider: str) -> bool:

@@ -11,6 +11,7 @@ import pytest
 
 from core import create_app
 from core.emulator import AuthEmulator
+from core.errors import ConfigError
 
 PLUGINS = {"example": {"entry_point": "example", "settings": {"api_key": "k"}}}
 
@@ -133,8 +134,22 @@ async def test_unverifiable_token_without_firebase_reach_is_503_not_500(app_clie
         assert (await response.get_json())["code"] == "auth_unavailable"
 
 
-async def test_emulator_host_is_refused_in_production(core_settings, auth_emulator):
+@pytest.mark.parametrize("environment", ["production", "Production", "prod", "staging", ""])
+async def test_emulator_host_is_refused_outside_development_and_test(
+    core_settings, auth_emulator, environment
+):
+    """Refused when the settings are built (tests/test_security.py covers the CLI too)."""
+    with pytest.raises(ConfigError, match="FIREBASE_AUTH_EMULATOR_HOST is set while IMPERFECT_ENV"):
+        core_settings(PLUGINS, environment=environment)
+
+
+async def test_emulator_host_set_after_start_up_checks_is_refused_at_start(
+    core_settings, auth_emulator, monkeypatch
+):
+    """firebase-admin reads the variable itself: the Firebase app checks it once more."""
+    monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST")
     app = create_app(core_settings(PLUGINS, environment="production"))
+    monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", auth_emulator.base.removeprefix("http://"))
     with pytest.raises(Exception, match="FIREBASE_AUTH_EMULATOR_HOST is set while IMPERFECT_ENV"):
         async with app.test_app():
             pass

@@ -19,6 +19,8 @@ from tests.health_support import (
     consent,
     families,
     member,
+    pending,
+    redeem,
     redirected,
     start_connect,
 )
@@ -31,6 +33,11 @@ async def connections() -> list[tuple[int, str, str, datetime]]:
 
 async def states() -> list[tuple[str, datetime | None]]:
     return [(s.state_hash, s.consumed_at) for s in await OAuthState.all().order_by("id")]
+
+
+def completions(alice: FakeAlice) -> int:
+    """How many times alice was asked to exchange a code."""
+    return len(alice.api_calls("POST", "/v1/authorizations/complete"))
 
 
 def at(day: date, hour: int = 6) -> str:
@@ -68,8 +75,22 @@ async def test_connect_journey_against_alice(
         callback = await consent(body["authorize_url"])
         assert callback.startswith("/health-providers/garmin/callback?code=")
         finished = await client.get(callback)  # the browser, without a token
-        assert redirected(finished) == {"status": "connected", "provider": "garmin"}
+        completion = pending(finished)  # the callback connects nothing by itself
+        assert not alice_connected(fake_alice, ann, "garmin") and completions(fake_alice) == 0
+        assert await connections() == []
+        [row] = await OAuthState.all()
+        assert completion not in (row.completion_hash or "") and row.sealed
+        assert body["state"] not in row.sealed and callback.split("code=")[1][:8] not in row.sealed
+        redeemed = await redeem(client, ann, completion)  # the app, with Ann's token
+        assert redeemed.status_code == 200
+        assert (await redeemed.get_json())["status"] == "connected"
         assert alice_connected(fake_alice, ann, "garmin")
+        [exchange] = fake_alice.api_calls("POST", "/v1/authorizations/complete")
+        assert exchange.body["state"] == body["state"] and exchange.body["user_id"] == str(ann.id)
+        [row] = await OAuthState.all()
+        assert row.sealed is None and row.completed_at is not None  # nothing left to reuse
+        again = await redeem(client, ann, completion)
+        assert (again.status_code, (await again.get_json())["code"]) == (409, "completion_used")
 
         status = await client.get("/health-providers/garmin", headers=ann.headers)
         assert status.status_code == 200
@@ -194,6 +215,7 @@ async def test_routes_need_a_token_except_the_callback(app_client, fake_alice):
         for method, path in [
             ("GET", "/health-providers"),
             ("POST", "/health-providers/garmin/connect"),
+            ("POST", "/health-providers/garmin/complete"),
             ("GET", "/health-providers/garmin"),
             ("DELETE", "/health-providers/garmin"),
             ("GET", "/onboarding/garmin/insights"),
@@ -222,9 +244,6 @@ async def _expire_states() -> None:
         "state_for_another_provider",
         "expired_state",
         "replayed_state",
-        "wrong_code",
-        "alice_failing",
-        "alice_slow",
     ],
 )
 async def test_callback_failure_redirects_with_its_reason_and_writes_nothing(
@@ -239,16 +258,13 @@ async def test_callback_failure_redirects_with_its_reason_and_writes_nothing(
         "state_for_another_provider": "unknown_state",
         "expired_state": "state_expired",
         "replayed_state": "state_used",
-        "wrong_code": "authorization_failed",
-        "alice_failing": "alice_unavailable",
-        "alice_slow": "alice_timeout",
     }[case]
     async with app_client(families(fake_alice.url)) as client:
         ann = await member(client, auth_emulator)
         provider = "garmin"
         if case == "replayed_state":
             callback = await start_connect(client, ann)
-            assert redirected(await client.get(callback))["status"] == "connected"
+            pending(await client.get(callback))
         elif case == "access_denied":
             started = await client.post("/health-providers/garmin/connect", headers=ann.headers)
             callback = await consent((await started.get_json())["authorize_url"], deny=True)
@@ -268,27 +284,60 @@ async def test_callback_failure_redirects_with_its_reason_and_writes_nothing(
             callback = callback.replace("/garmin/", "/oura/")
         elif case == "expired_state":
             await _expire_states()
-        elif case == "wrong_code":
-            callback = f"/health-providers/garmin/callback?code=forged&state={state}"
-        elif case == "alice_failing":
-            fake_alice.fail_with = 500
-        elif case == "alice_slow":
-            fake_alice.delay = 1.0
 
         before_connections, before_states = await connections(), await states()
-        completions = len(fake_alice.api_calls("POST", "/v1/authorizations/complete"))
         response = await client.get(callback)
         assert redirected(response) == {"status": "error", "provider": provider, "reason": expected}
 
         assert await connections() == before_connections  # no connection written or changed
         if expected in ("unknown_state", "state_expired", "state_used", "invalid_request"):
             assert await states() == before_states  # nothing spent either
-        if expected in ("access_denied", "provider_error", "invalid_request", "unknown_state"):
-            calls = fake_alice.api_calls("POST", "/v1/authorizations/complete")
-            assert len(calls) == completions  # alice never asked to exchange a code
+        assert completions(fake_alice) == 0  # alice never asked to exchange a code
+        assert not alice_connected(fake_alice, ann, "garmin")
+
+
+@pytest.mark.parametrize(
+    "case", ["wrong_code", "alice_failing", "alice_slow", "expired_completion", "unknown"]
+)
+async def test_redeem_failure_answers_its_reason_spends_the_completion_and_writes_nothing(
+    app_client, auth_emulator, fake_alice: FakeAlice, case: str
+):
+    status, code = {
+        "wrong_code": (502, "authorization_failed"),
+        "alice_failing": (502, "alice_unavailable"),
+        "alice_slow": (504, "alice_timeout"),
+        "expired_completion": (410, "completion_expired"),
+        "unknown": (404, "unknown_completion"),
+    }[case]
+    async with app_client(families(fake_alice.url)) as client:
+        ann = await member(client, auth_emulator)
+        callback = await start_connect(client, ann)
+        if case == "wrong_code":
+            state = callback.split("state=")[1]
+            callback = f"/health-providers/garmin/callback?code=forged&state={state}"
+        completion = pending(await client.get(callback))
+        if case == "alice_failing":
+            fake_alice.fail_with = 500
+        elif case == "alice_slow":
+            fake_alice.delay = 1.0
+        elif case == "expired_completion":
+            past = datetime.now(UTC) - timedelta(seconds=1)
+            await OAuthState.all().update(completion_expires_at=past)
+        elif case == "unknown":
+            completion = secrets.token_urlsafe(32)
+
+        response = await redeem(client, ann, completion)
+        assert response.status_code == status
+        assert (await response.get_json())["code"] == code
         fake_alice.fail_with, fake_alice.delay = None, 0.0
-        if case != "replayed_state":
-            assert not alice_connected(fake_alice, ann, "garmin")
+        assert await connections() == []
+        assert not alice_connected(fake_alice, ann, "garmin")
+        expected_exchanges = 1 if case in ("wrong_code", "alice_failing", "alice_slow") else 0
+        assert completions(fake_alice) == expected_exchanges
+        if case != "unknown":  # spent: trying again connects nothing either
+            again = await redeem(client, ann, completion)
+            assert (await again.get_json())["code"] == "completion_used"
+            assert completions(fake_alice) == expected_exchanges
 
 
 async def test_two_callbacks_racing_with_one_state_connect_once(
@@ -301,9 +350,18 @@ async def test_two_callbacks_racing_with_one_state_connect_once(
         callback = await start_connect(client, ann)
         first, second = await asyncio.gather(client.get(callback), client.get(callback))
         outcomes = sorted([redirected(first)["status"], redirected(second)["status"]])
-        assert outcomes == ["connected", "error"]
+        assert outcomes == ["error", "pending"]
+        completion = next(
+            redirected(r)["completion"]
+            for r in (first, second)
+            if redirected(r)["status"] == "pending"
+        )
+        one, two = await asyncio.gather(
+            redeem(client, ann, completion), redeem(client, ann, completion)
+        )
+        assert sorted([one.status_code, two.status_code]) == [200, 409]
         assert len(await connections()) == 1
-        assert len(fake_alice.api_calls("POST", "/v1/authorizations/complete")) == 1
+        assert completions(fake_alice) == 1
 
 
 # --- one user against another ---------------------------------------------------------------
@@ -353,13 +411,95 @@ async def test_user_b_cannot_read_complete_or_disconnect_user_a_connection(
         bob_callback = await start_connect(client, bob, "oura")
         bob_code = bob_callback.split("code=")[1].split("&")[0]
         stolen = f"/health-providers/oura/callback?code={bob_code}&state={ann_state}"
-        outcome = redirected(await client.get(stolen))
-        assert outcome == {"status": "error", "provider": "oura", "reason": "authorization_failed"}
+        completion = pending(await client.get(stolen), "oura")
+        by_bob = await redeem(client, bob, completion, "oura")  # not Bob's flow: refused
+        assert (by_bob.status_code, (await by_bob.get_json())["code"]) == (
+            404,
+            "unknown_completion",
+        )
+        by_ann = await redeem(client, ann, completion, "oura")  # spent by Bob's attempt
+        assert (await by_ann.get_json())["code"] == "completion_used"
         assert not alice_connected(fake_alice, ann, "oura")
         assert not alice_connected(fake_alice, bob, "oura")
         assert await connections() == ann_row
         # the stolen state is spent: it cannot be tried again either
         assert redirected(await client.get(stolen))["reason"] == "state_used"
+        # and had Ann redeemed it herself, alice would refuse Bob's code (PKCE)
+        started = await client.post("/health-providers/oura/connect", headers=ann.headers)
+        ann_state = (await started.get_json())["state"]
+        bob_callback = await start_connect(client, bob, "oura")
+        bob_code = bob_callback.split("code=")[1].split("&")[0]
+        stolen = f"/health-providers/oura/callback?code={bob_code}&state={ann_state}"
+        completion = pending(await client.get(stolen), "oura")
+        by_ann = await redeem(client, ann, completion, "oura")
+        assert (by_ann.status_code, (await by_ann.get_json())["code"]) == (
+            502,
+            "authorization_failed",
+        )
+        assert not alice_connected(fake_alice, ann, "oura")
+        assert not alice_connected(fake_alice, bob, "oura")
+        assert await connections() == ann_row
+
+
+async def test_a_flow_started_by_an_attacker_and_consented_by_a_victim_connects_no_one(
+    app_client, auth_emulator, fake_alice: FakeAlice
+):
+    """Login CSRF on the connection (RFC 9700 §4.7): Mallory starts connecting Garmin and
+    sends the authorize URL to Vic; Vic consents with her Garmin account. Before, the
+    public callback linked Vic's Garmin to Mallory; now it only hands Vic's app a
+    completion, which only Mallory could redeem, and Mallory never sees it."""
+    async with app_client(families(fake_alice.url)) as client:
+        mallory = await member(client, auth_emulator)
+        vic = await member(client, auth_emulator)
+        started = await client.post("/health-providers/garmin/connect", headers=mallory.headers)
+        lure = (await started.get_json())["authorize_url"]
+
+        # Vic's browser follows the link, consents, and comes back to our callback, which
+        # sends it on to Vic's app
+        callback = await consent(lure)
+        completion = pending(await client.get(callback))
+        assert completions(fake_alice) == 0 and await connections() == []
+
+        # Vic's app redeems it with Vic's token: not her flow, so nothing, and it is spent
+        by_vic = await redeem(client, vic, completion)
+        assert by_vic.status_code == 404
+        assert await by_vic.get_json() == {
+            "detail": "You have no pending Garmin connection with this completion.",
+            "code": "unknown_completion",
+        }
+        # ... answered exactly like a completion that never existed
+        made_up = await redeem(client, vic, secrets.token_urlsafe(32))
+        assert (made_up.status_code, await made_up.get_json()) == (404, await by_vic.get_json())
+
+        # Mallory holds only the state, which the callback spent; she has no completion.
+        # Guessing one, replaying the callback, or (had it leaked) Vic's spent one: nothing.
+        state = (await started.get_json())["state"]
+        guess = await redeem(client, mallory, secrets.token_urlsafe(32))
+        assert (await guess.get_json())["code"] == "unknown_completion"
+        as_state = await redeem(client, mallory, state)
+        assert (await as_state.get_json())["code"] == "unknown_completion"
+        assert redirected(await client.get(callback))["reason"] == "state_used"
+        leaked = await redeem(client, mallory, completion)
+        assert (await leaked.get_json())["code"] == "completion_used"
+
+        assert completions(fake_alice) == 0  # alice never exchanged the code
+        assert not alice_connected(fake_alice, mallory, "garmin")
+        assert not alice_connected(fake_alice, vic, "garmin")
+        assert await connections() == []
+        for who in (mallory, vic):
+            status = await client.get("/health-providers", headers=who.headers)
+            listed = {
+                p["name"]: p["connection"]["status"] for p in (await status.get_json())["providers"]
+            }
+            assert listed["garmin"] == "not_connected"
+
+        # Vic connecting her own Garmin still works, end to end
+        await connect(client, vic, "garmin")
+        assert alice_connected(fake_alice, vic, "garmin")
+        assert not alice_connected(fake_alice, mallory, "garmin")
+        assert [(user_id, provider) for user_id, provider, *_ in await connections()] == [
+            (vic.id, "garmin")
+        ]
 
 
 async def test_connecting_a_widget_provider_points_to_its_route(

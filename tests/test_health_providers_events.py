@@ -25,9 +25,10 @@ from core.emulator import AuthEmulator
 from core.models import HandledMessage
 from plugins.health_providers import service
 from plugins.health_providers.models import Connection
-from plugins.health_providers.schemas import EVENTS, FAMILY, PROVIDERS
+from plugins.health_providers.schemas import EVENT_COUNTERS, EVENTS, FAMILY, PROVIDERS
 from tests.conftest import free_port
 from tests.fakes.alice import FakeAlice
+from tests.fakes.alice import sign as fake_sign
 from tests.health_support import connect, families, member
 from tests.plugins.push_recorder.models import RecordedPush
 
@@ -35,7 +36,11 @@ NOTIFIER = {"push_recorder": {"module": "tests.plugins.push_recorder"}}
 
 
 def with_events(alice: FakeAlice, redis_url: str, **extra: Any) -> dict[str, Any]:
-    settings = {"redis_url": redis_url, "event_channel_prefix": alice.channel_prefix}
+    settings = {
+        "redis_url": redis_url,
+        "event_channel_prefix": alice.channel_prefix,
+        "event_signing_key": extra.pop("event_signing_key", alice.signing_key),
+    }
     return families(alice.url, settings=settings, **extra)
 
 
@@ -158,23 +163,19 @@ async def test_ingestion_and_backfill_events_record_sync_times_once(
         # provider, a malformed message, an event on the wrong channel
         alice.publish("ingestion.completed", other.id, "garmin")
         alice.publish("ingestion.completed", ann.id, "myspace")
-        redis_client = aioredis.Redis.from_url(redis_url)
-        try:
-            await redis_client.publish(f"{alice.channel_prefix}ingestion.completed", b"{not json")
-            await redis_client.publish(
-                f"{alice.channel_prefix}connection.revoked",
-                json.dumps(
-                    {
-                        "event_id": "wrong-channel",
-                        "type": "ingestion.completed",
-                        "occurred_at": now.isoformat(),
-                        "user_id": str(ann.id),
-                        "provider": "garmin",
-                    }
-                ),
-            )
-        finally:
-            await redis_client.aclose()
+        alice.publish_raw(f"{alice.channel_prefix}ingestion.completed", b"{not json")
+        alice.publish_raw(
+            f"{alice.channel_prefix}connection.revoked",
+            json.dumps(
+                {
+                    "event_id": "wrong-channel",
+                    "type": "ingestion.completed",
+                    "occurred_at": now.isoformat(),
+                    "user_id": str(ann.id),
+                    "provider": "garmin",
+                }
+            ).encode(),
+        )
         await eventually(lambda: events.received == 8)
         dropped = [r.getMessage() for r in caplog.records if "malformed alice event" in r.msg]
         assert len(dropped) == 2 and events.failed == 0  # logged and dropped, nothing failed
@@ -204,7 +205,7 @@ async def test_ingestion_and_backfill_events_record_sync_times_once(
         assert ready["plugins"]["health_providers"]["checks"]["events"] == {
             "ok": True,
             "error": None,
-            "detail": "subscribed to 3 alice channels",
+            "detail": "subscribed to 3 alice channels; 0 refused (unsigned or mis-signed)",
         }
 
 
@@ -354,3 +355,121 @@ async def test_handled_ids_are_kept_per_consumer_and_pruned_when_old(
         assert await prune_handled(service.EVENT_CONSUMER, service.HANDLED_EVENT_RETENTION) == 1
         assert await handled_ids() == ["e-2"]
         assert await HandledMessage.filter(consumer="another.consumer").count() == 1
+
+
+# --- signed events ---------------------------------------------------------------------------
+
+
+def revoked_event(user_id: int, event_id: str = "e-signed") -> bytes:
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "type": "connection.revoked",
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "user_id": str(user_id),
+            "provider": "garmin",
+            "reason": "provider_revoked",
+        }
+    ).encode()
+
+
+async def events_check(client: QuartClient) -> dict[str, Any]:
+    ready = await (await client.get("/readyz")).get_json()
+    return ready["plugins"]["health_providers"]["checks"]["events"]
+
+
+async def test_only_events_signed_with_the_key_are_applied(
+    app_client, auth_emulator, fake_alice_events: FakeAlice, redis_url, caplog
+):
+    alice = fake_alice_events
+    async with app_client(with_events(alice, redis_url, **NOTIFIER)) as client:
+        ann = await member(client, auth_emulator)
+        await connect(client, ann)
+        health = family(client)
+        events: Subscription = health.stash[EVENTS]
+        channel = f"{alice.channel_prefix}connection.revoked"
+        await subscribed(redis_url, channel, 1)
+        event = revoked_event(ann.id)
+        signed = fake_sign(alice.signing_key, event)
+
+        alice.publish_raw(channel, event, signed=False)  # anyone who can publish on Redis
+        flipped = bytearray(signed)
+        flipped[-3] ^= 0x01  # one byte of the event changed after signing
+        await publish_bytes(redis_url, channel, bytes(flipped))
+        wrong_key = fake_sign("another-key-of-at-least-32-characters!!", event)
+        await publish_bytes(redis_url, channel, wrong_key)
+        await publish_bytes(redis_url, channel, b"0" * 64 + b"." + event)
+        await eventually(lambda: events.received == 4)
+        assert (await Connection.get(user_id=ann.id)).status == "connected"
+        assert await handled_ids() == [] and await RecordedPush.all().count() == 0
+        assert health.stash[EVENT_COUNTERS].refused == 4 and events.failed == 0
+        refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        assert len(refusals) == 1  # rate-limited: one line for the burst
+        assert "not signed with event_signing_key" in refusals[0]
+        check = await events_check(client)
+        assert check["ok"] is True
+        assert (
+            check["detail"] == "subscribed to 3 alice channels; 4 refused (unsigned or mis-signed)"
+        )
+
+        await publish_bytes(redis_url, channel, signed)  # the right signature: applied
+        await eventually(lambda: events.received == 5)
+        assert (await Connection.get(user_id=ann.id)).status == "revoked"
+        assert await handled_ids() == ["e-signed"]
+        assert health.stash[EVENT_COUNTERS].refused == 4
+
+
+async def test_without_a_signing_key_every_event_is_refused_and_readyz_says_so(
+    app_client, auth_emulator, fake_alice_events: FakeAlice, redis_url
+):
+    alice = fake_alice_events
+    async with app_client(with_events(alice, redis_url, event_signing_key="")) as client:
+        ann = await member(client, auth_emulator)
+        await connect(client, ann)
+        health = family(client)
+        events: Subscription = health.stash[EVENTS]
+        await subscribed(redis_url, f"{alice.channel_prefix}connection.revoked", 1)
+        alice.revoke_at_provider(ann.id, "garmin")  # signed, but we have no key to check it
+        await eventually(lambda: events.received == 1)
+        assert (await Connection.get(user_id=ann.id)).status == "connected"
+        assert health.stash[EVENT_COUNTERS].refused == 1
+        check = await events_check(client)
+        assert check["ok"] is True
+        assert check["detail"] == (
+            "subscribed to 3 alice channels; refusing every event: no event_signing_key; 1 refused"
+        )
+
+
+async def test_a_stale_signed_event_is_dropped_as_a_replay(
+    app_client, auth_emulator, fake_alice_events: FakeAlice, redis_url
+):
+    alice = fake_alice_events
+    async with app_client(with_events(alice, redis_url)) as client:
+        ann = await member(client, auth_emulator)
+        await connect(client, ann)
+        events: Subscription = family(client).stash[EVENTS]
+        await subscribed(redis_url, f"{alice.channel_prefix}connection.revoked", 1)
+        old = datetime.now(UTC) - service.MAX_EVENT_AGE - timedelta(hours=1)
+        alice.revoke_at_provider(ann.id, "garmin")
+        await eventually(lambda: events.received == 1)
+        assert (await Connection.get(user_id=ann.id)).status == "revoked"
+        await connect(client, ann)
+        alice.publish("connection.revoked", ann.id, "garmin", occurred_at=old.isoformat())
+        await eventually(lambda: events.received == 2)
+        assert (await Connection.get(user_id=ann.id)).status == "connected"
+
+
+def test_a_short_signing_key_is_refused():
+    from plugins.health_providers.schemas import HealthProvidersSettings
+
+    with pytest.raises(ValueError, match="at least 32 characters"):
+        HealthProvidersSettings(event_signing_key="short")
+    assert HealthProvidersSettings(event_signing_key="").event_signing_key.get_secret_value() == ""
+
+
+async def publish_bytes(redis_url: str, channel: str, payload: bytes) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        await client.publish(channel, payload)
+    finally:
+        await client.aclose()

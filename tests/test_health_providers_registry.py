@@ -24,6 +24,7 @@ PROVIDER_PATHS = [
     ("/health-providers/{provider}", "delete"),
     ("/health-providers/{provider}/connect", "post"),
     ("/health-providers/{provider}/callback", "get"),
+    ("/health-providers/{provider}/complete", "post"),
     ("/onboarding/{provider}/insights", "get"),
 ]
 
@@ -33,8 +34,11 @@ def provider_enums(spec: dict[str, Any]) -> set[tuple[str, ...]]:
     enums = set()
     for path, method in PROVIDER_PATHS:
         [parameter] = [p for p in spec["paths"][path][method]["parameters"] if p["in"] == "path"]
-        assert parameter["name"] == "provider" and parameter["schema"]["type"] == "string"
-        enums.add(tuple(parameter["schema"]["enum"]))
+        schema = parameter["schema"]
+        if "$ref" in schema:  # one named component for every route that takes a provider
+            schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        assert parameter["name"] == "provider" and schema["type"] == "string"
+        enums.add(tuple(schema["enum"]))
     return enums
 
 
@@ -92,7 +96,7 @@ async def test_disabling_terra_removes_its_providers_and_routes(
 
 
 async def test_terra_serves_sessions_with_health_providers_disabled(
-    app_client, auth_emulator, fake_terra: FakeTerra
+    app_client, auth_emulator, fake_terra: FakeTerra, fake_alice: FakeAlice
 ):
     plugins = {
         "users": {"module": "plugins.users"},
@@ -103,6 +107,7 @@ async def test_terra_serves_sessions_with_health_providers_disabled(
                 "base_url": fake_terra.url,
                 "dev_id": fake_terra.dev_id,
                 "api_key": fake_terra.api_key,
+                "alice_url": fake_alice.url,
             },
         },
     }

@@ -1,15 +1,16 @@
 """Two instances of one deployment side by side on one database.
 
 They start together on a fresh database (one applies the migrations, the other waits
-for the migration lock), a connection started on one is finished on the other (the
-OAuth state lives in the database), and a push queued on one is delivered once while
-both instances' outbox dispatchers run.
+for the migration lock), a connection started on one comes back to the other's callback
+and is redeemed on the first (the OAuth state and the completion live in the database),
+and a push queued on one is delivered once while both instances' outbox dispatchers run.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -52,7 +53,15 @@ def test_two_instances_share_migrations_oauth_state_and_the_outbox(
         assert callback.startswith(f"{b}/health-providers/garmin/callback?")
         finished = httpx.get(callback, follow_redirects=False)
         assert finished.status_code == 302
-        assert "status=connected" in finished.headers["Location"]
+        app_url = urlsplit(finished.headers["Location"])
+        returned = dict(parse_qsl(app_url.query))
+        assert returned["status"] == "pending", returned
+        redeemed = httpx.post(
+            f"{a}/health-providers/garmin/complete",
+            json={"completion": returned["completion"]},
+            headers=headers,
+        )  # the app, back on the first instance
+        assert redeemed.status_code == 200, redeemed.text
         status = httpx.get(f"{a}/health-providers/garmin", headers=headers).json()
         assert status["status"] == "connected"
 

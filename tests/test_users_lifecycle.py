@@ -44,7 +44,11 @@ def plugins(
     """root, users and journal; with the fakes, also health_providers and terra."""
     chosen: dict[str, object] = {}
     if fake_alice is not None and fake_terra is not None:
-        terra = {"base_url": fake_terra.url, "dev_id": fake_terra.dev_id}
+        terra = {
+            "base_url": fake_terra.url,
+            "dev_id": fake_terra.dev_id,
+            "alice_url": fake_alice.url,
+        }
         chosen = families(fake_alice.url, terra={**terra, "api_key": fake_terra.api_key})
     return {
         **chosen,
@@ -246,6 +250,7 @@ async def test_a_deletion_waits_for_a_sibling_that_is_down_and_erases_each_famil
     async with app_client(plugins(fake_fcm, fake_alice, fake_terra)) as client:
         user_id = (await (await client.post("/users", headers=headers)).get_json())["id"]
         await connect(client, Member(user_id, account.uid, headers), "garmin")
+        assert (await client.post("/session", headers=headers)).status_code == 201  # a Terra ref
         await client.post("/journal/entries", json={"text": "x"}, headers=headers)
         erasures: list[str] = []
         platform = runtime_of(client).platform
@@ -259,27 +264,33 @@ async def test_a_deletion_waits_for_a_sibling_that_is_down_and_erases_each_famil
 
         platform.call_plugin = counted  # type: ignore[method-assign]
 
-        fake_alice.fail_with = 503  # alice is down: its provider tokens cannot be revoked
+        fake_alice.fail_with = 503  # alice is down: tokens and the Terra reference stay
         pending = await client.delete("/account", headers=headers)
         assert pending.status_code == 202
         state = await pending.get_json()
-        assert state["status"] == "pending" and state["waiting_for"] == "health_providers"
-        assert state["families"] == {"journal": True, "health_providers": False, "users": False}
+        assert state["status"] == "pending" and state["waiting_for"] == "terra"
+        assert state["families"] == {
+            "journal": True,
+            "terra": False,
+            "health_providers": False,
+            "users": False,
+        }
         rows = await count_user_rows(user_id)
         assert rows["journal_entry"] == 0 and rows["users_user"] == 1
-        assert rows["health_providers_connection"] == 1
+        assert rows["health_providers_connection"] == 1 and rows["terra_reference"] == 1
         dispatcher = dispatcher_of(client)
         assert (await dispatcher.run_once(utcnow() + timedelta(minutes=1))).retried == 1
         assert (await (await client.get("/account/deletion", headers=headers)).get_json())[
             "waiting_for"
-        ] == "health_providers"
+        ] == "terra"
 
         fake_alice.fail_with = None  # alice is back: the queued deletion finishes
         assert (await dispatcher.run_once(utcnow() + timedelta(hours=1))).done == 1
         assert all(count == 0 for count in (await count_user_rows(user_id)).values())
         assert auth_emulator.lookup(account.uid) is None
         assert (str(user_id), "garmin") not in fake_alice.connections
-        assert erasures == ["journal", "health_providers", "users"]
+        assert fake_alice.terra_references == {}
+        assert erasures == ["journal", "terra", "health_providers", "users"]
         assert await OutboxMessage.filter(status="pending").count() == 0
 
 

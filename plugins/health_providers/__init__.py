@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -23,10 +24,14 @@ from plugins.health_providers.hookspecs import ProviderSpec
 from plugins.health_providers.routes import build_blueprint
 from plugins.health_providers.schemas import (
     ALICE_CLIENT,
+    EVENT_COUNTERS,
     EVENTS,
     PROVIDERS,
+    EventCounters,
     HealthProvidersSettings,
 )
+
+log = logging.getLogger("imperfect.health_providers")
 
 PLUGIN = PluginInfo(
     version="1.0.0",
@@ -75,7 +80,13 @@ async def startup(plugin: LoadedPlugin, platform: Platform) -> None:
     )
     if settings.redis_url:
         providers = plugin.stash[PROVIDERS]
-        events = service.event_subscription(settings, platform, providers)
+        counters = plugin.stash[EVENT_COUNTERS] = EventCounters()
+        if not settings.event_signing_key.get_secret_value():
+            log.warning(
+                "health_providers: redis_url is set but event_signing_key is empty: "
+                "every alice event will be refused"
+            )
+        events = service.event_subscription(settings, platform, providers, counters)
         plugin.stash[EVENTS] = events
         events.start()
 
@@ -100,7 +111,11 @@ def readiness_checks(plugin: LoadedPlugin) -> Mapping[str, ReadinessCheck]:
         subscription = plugin.stash.get(EVENTS)
         if subscription is None:
             return "off: no redis_url, alice events are not handled"
-        return subscription.status()
+        status = subscription.status()
+        refused = plugin.stash[EVENT_COUNTERS].refused
+        if not plugin.settings.event_signing_key.get_secret_value():
+            return f"{status}; refusing every event: no event_signing_key; {refused} refused"
+        return f"{status}; {refused} refused (unsigned or mis-signed)"
 
     return {"alice": alice, "events": events}
 

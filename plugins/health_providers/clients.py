@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 from datetime import date, datetime
@@ -232,6 +234,36 @@ class AliceEvent(_AliceModel):
 def event_channels(prefix: str) -> dict[str, EventType]:
     """alice's channels (``<prefix><type>``), each with the one event type it carries."""
     return {f"{prefix}{kind}": kind for kind in EVENT_TYPES}
+
+
+SIGNATURE_LENGTH = 64  # hex characters of an HMAC-SHA256
+
+
+class UnsignedEvent(ValueError):
+    """A message without a valid signature: refused before anything reads its content."""
+
+
+def event_signature(key: bytes, event: bytes) -> str:
+    """The signature alice puts before an event: HMAC-SHA256 over its bytes, in hex."""
+    return hmac.new(key, event, hashlib.sha256).hexdigest()
+
+
+def verify_event(key: bytes, message: bytes) -> bytes:
+    """The event JSON bytes of a signed message ``<hex signature>.<event JSON>``.
+
+    The signature covers exactly the bytes after the first ``.``; it is compared in
+    constant time. Raises :class:`UnsignedEvent` when there is no signature, it does not
+    match, or there is no key to check it with.
+    """
+    if not key:
+        raise UnsignedEvent("no event_signing_key is configured")
+    signature, dot, event = message.partition(b".")
+    if not dot or len(signature) != SIGNATURE_LENGTH:
+        raise UnsignedEvent("unsigned")
+    expected = event_signature(key, event).encode()
+    if not hmac.compare_digest(signature, expected):
+        raise UnsignedEvent("wrong signature")
+    return event
 
 
 def parse_event(channels: dict[str, EventType], channel: str, data: bytes) -> AliceEvent:

@@ -38,7 +38,14 @@ class Connection(Model):
 
 
 class OAuthState(Model):
-    """A pending authorization, found by the hash of its one-time state."""
+    """A pending authorization, found by the hash of its one-time state.
+
+    The callback spends the state (``consumed_at``) and, when the provider sent a code,
+    leaves a one-time completion for the app: only its hash (``completion_hash``) is kept,
+    and the state and code it needs to finish are ``sealed`` under a key derived from the
+    completion itself, so a leaked table can finish no one's flow. Redeeming it
+    (``completed_at``) clears ``sealed``.
+    """
 
     id = fields.IntField(primary_key=True)
     state_hash = fields.CharField(max_length=64, unique=True)
@@ -49,6 +56,10 @@ class OAuthState(Model):
     provider = fields.CharField(max_length=32)
     expires_at = fields.DatetimeField(db_index=True)
     consumed_at = fields.DatetimeField(null=True)
+    completion_hash = fields.CharField(max_length=64, unique=True, null=True)
+    completion_expires_at = fields.DatetimeField(null=True)
+    sealed = fields.TextField(null=True)
+    completed_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -25,6 +25,7 @@ from plugins.health_providers.schemas import (
     PROVIDERS,
     CallbackQuery,
     Catalogue,
+    CompleteIn,
     ConnectionOut,
     ConnectOut,
     Insights,
@@ -42,6 +43,7 @@ def provider_converter(providers: Mapping[str, ProviderSpec]) -> type[BaseConver
     class ProviderConverter(BaseConverter):
         regex = "(?:" + "|".join(re.escape(name) for name in longest_first) + ")"
         openapi_schema = {"type": "string", "enum": names}
+        openapi_component = "HealthProvider"  # one named schema, referred to by every route
 
         def to_python(self, value: str) -> ProviderSpec:
             return providers[value]
@@ -63,7 +65,11 @@ async def list_providers(user: User) -> Catalogue:
     return Catalogue(providers=await service.catalogue(providers, user))
 
 
-@endpoint(response=ConnectOut, errors=(403, 409, *ALICE_ERRORS))
+@endpoint(
+    response=ConnectOut,
+    errors=(403, 409, *ALICE_ERRORS),
+    rate_limits=("10/minute", "60/hour"),
+)
 async def connect_provider(provider: ProviderSpec, user: User) -> ConnectOut:
     """Start connecting an OAuth provider: open ``authorize_url`` in a browser.
 
@@ -78,15 +84,31 @@ async def connect_provider(provider: ProviderSpec, user: User) -> ConnectOut:
 async def provider_callback(provider: ProviderSpec, query: CallbackQuery) -> Response:
     """Where the provider sends the browser back; always redirects to the app.
 
-    Public: the browser carries no token, the one-time ``state`` identifies the
-    user. The app URL gets ``status=connected`` or ``status=error`` with a
-    ``reason``: ``access_denied``, ``provider_error``, ``invalid_request``,
-    ``unknown_state``, ``state_expired``, ``state_used``, ``authorization_failed``,
-    ``alice_unavailable`` or ``alice_timeout``.
+    Public, and it connects nothing by itself (the browser carries no token, and whoever
+    consented may not be who started the flow): it spends the one-time ``state`` and
+    redirects to the app with ``status=pending`` and a one-time ``completion``, which the
+    app redeems with ``POST /health-providers/{provider}/complete``; or with
+    ``status=error`` and a ``reason``: ``access_denied``, ``provider_error``,
+    ``invalid_request``, ``unknown_state``, ``state_expired`` or ``state_used``.
     """
-    settings = FAMILY.settings
-    outcome = await service.finish_authorization(_alice(), settings, provider, query)
-    return cast(Response, redirect(service.app_redirect(settings, outcome), 302))
+    outcome = await service.finish_callback(provider, query)
+    return cast(Response, redirect(service.app_redirect(FAMILY.settings, outcome), 302))
+
+
+@endpoint(body=CompleteIn, response=ConnectionOut, errors=(403, 404, 409, 410, *ALICE_ERRORS))
+async def complete_provider(provider: ProviderSpec, body: CompleteIn, user: User) -> ConnectionOut:
+    """Finish connecting: redeem the ``completion`` the callback sent the app.
+
+    Only the user who started the flow can redeem it, once, within five minutes; then
+    alice exchanges the code and the provider is connected. ``404 unknown_completion``
+    for a completion that does not exist or was issued for another user (which spends
+    it), ``409 completion_used``, ``410 completion_expired``; alice refusing the code is
+    ``502 authorization_failed``, alice failing ``502 alice_unavailable`` or ``504
+    alice_timeout``. Every answer spends the completion.
+    """
+    return await service.redeem_completion(
+        _alice(), FAMILY.settings, user, provider, body.completion
+    )
 
 
 @endpoint(response=ConnectionOut, errors=(403, *ALICE_ERRORS))
@@ -119,6 +141,7 @@ def build_blueprint(providers: Mapping[str, ProviderSpec]) -> Blueprint:
         ("/health-providers", "GET", list_providers),
         (f"{one}/connect", "POST", connect_provider),
         (f"{one}/callback", "GET", provider_callback),
+        (f"{one}/complete", "POST", complete_provider),
         (one, "GET", read_provider),
         (one, "DELETE", disconnect_provider),
         (f"/onboarding/<{CONVERTER}:provider>/insights", "GET", read_insights),

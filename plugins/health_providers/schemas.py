@@ -5,14 +5,25 @@ Also the family's handle on itself (:data:`FAMILY`) and the keys of its run-time
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import AnyUrl, BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import (
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    field_validator,
+)
 
 from core import Family, Registry, StashKey, Subscription
 from plugins.health_providers.clients import AliceClient
 from plugins.health_providers.hookspecs import ConnectMethod, ProviderKind, ProviderSpec
+
+MIN_SIGNING_KEY = 32
 
 
 class HealthProvidersSettings(BaseModel):
@@ -35,12 +46,26 @@ class HealthProvidersSettings(BaseModel):
     state_ttl_seconds: int = Field(600, ge=60, le=3600)
     redis_url: str = Field("", description="alice's Redis; empty turns events off")
     event_channel_prefix: str = Field("alice.", max_length=100)
+    event_signing_key: SecretStr = Field(
+        SecretStr(""),
+        description=(
+            "the key alice signs its events with (HMAC-SHA256), at least 32 characters; "
+            "empty: every event is refused"
+        ),
+    )
     insights_days: int = Field(28, ge=7, le=365)
 
     @field_validator("app_redirect_url")
     @classmethod
     def _is_url(cls, value: str) -> str:
         AnyUrl(value)
+        return value
+
+    @field_validator("event_signing_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and len(value.get_secret_value()) < MIN_SIGNING_KEY:
+            raise ValueError(f"must be empty or at least {MIN_SIGNING_KEY} characters")
         return value
 
     @field_validator("redis_url")
@@ -60,6 +85,18 @@ ALICE_CLIENT = StashKey[AliceClient]("alice")
 """alice's HTTP API (from start-up to shutdown)."""
 EVENTS = StashKey[Subscription]("events")
 """The subscription to alice's events, when ``redis_url`` is set (from start-up)."""
+
+
+@dataclass
+class EventCounters:
+    """What became of alice's messages that were not applied, for the readiness detail."""
+
+    refused: int = 0
+    """unsigned or mis-signed (or any message while no ``event_signing_key`` is set)"""
+
+
+EVENT_COUNTERS = StashKey[EventCounters]("event_counters")
+"""The counters of the subscription in :data:`EVENTS` (from start-up, with it)."""
 
 
 ConnectionStatus = Literal["connected", "revoked", "not_connected"]
@@ -92,12 +129,26 @@ class Catalogue(BaseModel):
 
 
 class ConnectOut(BaseModel):
-    """Open ``authorize_url`` in a browser; the provider comes back to our callback."""
+    """Open ``authorize_url`` in a browser; the provider comes back to our callback, which
+    sends the browser to the app with a ``completion`` to redeem with ``POST .../complete``."""
 
     provider: str
     authorize_url: str
     state: str
     expires_at: datetime
+
+
+class CompleteIn(BaseModel):
+    """The ``completion`` the callback gave the app (``status=pending``)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"completion": "q3Jb2f1xN0cZrV8mXy7LwA4tQeKp9sUhGd6oRaTzYiE"}]
+        },
+    )
+
+    completion: str = Field(min_length=1, max_length=512)
 
 
 class CallbackQuery(BaseModel):

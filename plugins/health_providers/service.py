@@ -7,9 +7,12 @@ what onboarding shows. Nothing here knows about HTTP requests.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import logging
 import secrets
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,8 +44,10 @@ from plugins.health_providers.clients import (
     AliceEvent,
     AliceSleep,
     EventType,
+    UnsignedEvent,
     event_channels,
     parse_event,
+    verify_event,
 )
 from plugins.health_providers.hookspecs import ProviderSpec
 from plugins.health_providers.models import CONNECTED, REVOKED, Connection, OAuthState
@@ -51,6 +56,7 @@ from plugins.health_providers.schemas import (
     CatalogueEntry,
     ConnectionOut,
     ConnectOut,
+    EventCounters,
     HealthProvidersSettings,
     Insights,
     LongestSession,
@@ -65,8 +71,12 @@ log = logging.getLogger("imperfect.health_providers")
 
 EVENT_CONSUMER = "health_providers.alice_events"  # its ids in core_handled_message
 STALE_STATES = timedelta(days=1)
+COMPLETION_TTL = timedelta(minutes=5)  # from the callback to the app's redeem
+SEAL_CONTEXT = b"imperfect.health_providers.completion-seal\0"
 HANDLED_EVENT_RETENTION = timedelta(days=7)
 PRUNE_EVERY = timedelta(hours=1)
+MAX_EVENT_AGE = HANDLED_EVENT_RETENTION - timedelta(days=1)  # older ones may be replays
+REFUSAL_LOG_EVERY = 60.0  # seconds between log lines about refused events
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 # --- the registry ------------------------------------------------------------------------
@@ -145,14 +155,15 @@ async def start_authorization(
 
 @dataclass(frozen=True)
 class CallbackOutcome:
-    """How a callback ended: ``reason`` is ``None`` on success."""
+    """How a callback ended: a ``completion`` for the app, or the ``reason`` it failed."""
 
     provider: str
     reason: str | None = None
+    completion: str | None = None
 
 
-async def _claim_state(state: str, provider: ProviderSpec) -> int | str:
-    """Spend the one-time state: the user id it was issued to, or why it cannot be used.
+async def _claim_state(state: str, provider: ProviderSpec) -> OAuthState | str:
+    """Spend the one-time state: its row, or why it cannot be used.
 
     One conditional UPDATE decides, so of two callbacks racing with the same state
     exactly one wins, on any instance.
@@ -165,24 +176,44 @@ async def _claim_state(state: str, provider: ProviderSpec) -> int | str:
         consumed_at=now
     )
     if claimed == 1:
-        return row.user_id
+        return row
     if row.consumed_at is None and row.expires_at <= now:
         return "state_expired"
     return "state_used"
 
 
-async def finish_authorization(
-    alice: AliceClient,
-    settings: HealthProvidersSettings,
-    provider: ProviderSpec,
-    query: CallbackQuery,
-) -> CallbackOutcome:
-    """The provider sent the browser back: check the state, let alice exchange the code.
+def _keystream(completion: str, length: int) -> bytes:
+    return hashlib.shake_256(SEAL_CONTEXT + completion.encode()).digest(length)
 
-    A malformed callback (no state, or neither code nor error) is refused before
-    anything else. Then the state is checked and spent (even when the provider
-    reports an error), as OAuth asks. A connection row is written only after
-    alice has the tokens; every failure leaves connections untouched.
+
+def seal(completion: str, state: str, code: str) -> str:
+    """``state`` and ``code``, readable only with ``completion`` (which is never stored).
+
+    The completion is 256 fresh random bits used for one seal only, so XOR with a
+    SHAKE-256 keystream derived from it is a one-time pad; looking the row up by the
+    completion's hash is what authenticates the holder.
+    """
+    plain = json.dumps({"state": state, "code": code}).encode()
+    box = bytes(a ^ b for a, b in zip(plain, _keystream(completion, len(plain)), strict=True))
+    return base64.urlsafe_b64encode(box).decode()
+
+
+def unseal(completion: str, sealed: str) -> tuple[str, str]:
+    box = base64.urlsafe_b64decode(sealed)
+    plain = bytes(a ^ b for a, b in zip(box, _keystream(completion, len(box)), strict=True))
+    values = json.loads(plain)
+    return values["state"], values["code"]
+
+
+async def finish_callback(provider: ProviderSpec, query: CallbackQuery) -> CallbackOutcome:
+    """The provider sent the browser back: spend the state, keep the result for the app.
+
+    The browser carries no token, so nothing is linked here (RFC 9700 §4.7): whoever
+    opened the authorize URL may not be who started the flow. A malformed callback (no
+    state, or neither code nor error) is refused before anything else. Then the state is
+    checked and spent (even when the provider reports an error), as OAuth asks. With a
+    code, the callback leaves a one-time completion (valid :data:`COMPLETION_TTL`) that
+    only the user who started the flow can redeem (:func:`redeem_completion`).
     """
     if not query.state or not (query.code or query.error):
         return CallbackOutcome(provider.name, "invalid_request")
@@ -192,27 +223,90 @@ async def finish_authorization(
     if query.error or not query.code:
         reason = "access_denied" if query.error == "access_denied" else "provider_error"
         return CallbackOutcome(provider.name, reason)
+    completion = secrets.token_urlsafe(32)
+    await OAuthState.filter(id=claimed.id).update(
+        completion_hash=_hash(completion),
+        completion_expires_at=_now() + COMPLETION_TTL,
+        sealed=seal(completion, query.state, query.code),
+    )
+    return CallbackOutcome(provider.name, completion=completion)
+
+
+def _no_completion(provider: ProviderSpec) -> ApiError:
+    return ApiError(
+        404,
+        "unknown_completion",
+        f"You have no pending {provider.display_name} connection with this completion.",
+    )
+
+
+async def redeem_completion(
+    alice: AliceClient,
+    settings: HealthProvidersSettings,
+    user: User,
+    provider: ProviderSpec,
+    completion: str,
+) -> ConnectionOut:
+    """The app redeems the callback's completion with the token of its user.
+
+    It succeeds once, within :data:`COMPLETION_TTL`, and only for the user who started the
+    flow; only then does alice exchange the code and the connection get written. Another
+    user's completion is spent and answered exactly like an unknown one (404
+    ``unknown_completion``), so a flow started by one user and consented to in another's
+    browser connects no one. Any outcome spends the completion.
+    """
+    now = _now()
+    row = await OAuthState.get_or_none(completion_hash=_hash(completion), provider=provider.name)
+    if row is None:
+        raise _no_completion(provider)
+    spend = OAuthState.filter(id=row.id, completed_at=None)
+    if row.user_id != user.id:
+        await spend.update(completed_at=now, sealed=None)
+        log.warning(
+            "refused a %s completion redeemed by user %s for another user's authorization",
+            provider.name,
+            user.id,
+        )
+        raise _no_completion(provider)
+    claimed = await spend.filter(completion_expires_at__gt=now).update(
+        completed_at=now, sealed=None
+    )
+    if claimed != 1:  # spent already (perhaps a moment ago, by a racing redeem) or expired
+        if await spend.update(completed_at=now, sealed=None) == 1:
+            raise ApiError(410, "completion_expired", "This completion has expired: connect again.")
+        raise ApiError(409, "completion_used", "This completion was already redeemed.")
+    assert row.sealed is not None
+    state, code = unseal(completion, row.sealed)
     try:
         connection = await alice.complete_authorization(
-            claimed, provider.name, query.state, query.code, callback_url(settings, provider)
+            user.id, provider.name, state, code, callback_url(settings, provider)
         )
     except ApiError as error:
-        reason = {504: "alice_timeout"}.get(error.status, "alice_unavailable")
         if error.code == "upstream_rejected":
-            reason = "authorization_failed"
-        return CallbackOutcome(provider.name, reason)
-    await _mirror(claimed, provider.name, connection, new=True)
-    return CallbackOutcome(provider.name)
+            raise ApiError(
+                502,
+                "authorization_failed",
+                f"alice could not complete the {provider.display_name} authorization: "
+                "connect again.",
+            ) from error
+        if error.status == 504:
+            raise ApiError(504, "alice_timeout", "alice did not answer in time.") from error
+        raise ApiError(502, "alice_unavailable", "alice failed to answer.") from error
+    mirrored = await _mirror(user.id, provider.name, connection, new=True)
+    return _connection_out(provider.name, mirrored)
 
 
 def app_redirect(settings: HealthProvidersSettings, outcome: CallbackOutcome) -> str:
-    """The app URL with ``status``, ``provider`` and, on failure, ``reason`` added."""
+    """The app URL with ``status`` (``pending`` or ``error``), ``provider`` and either the
+    ``completion`` to redeem or the failure's ``reason``."""
     parts = urlsplit(settings.app_redirect_url)
     params = parse_qsl(parts.query, keep_blank_values=True)
-    params += [("status", "error" if outcome.reason else "connected")]
+    params += [("status", "error" if outcome.reason else "pending")]
     params += [("provider", outcome.provider)]
     if outcome.reason:
         params += [("reason", outcome.reason)]
+    if outcome.completion:
+        params += [("completion", outcome.completion)]
     return urlunsplit(parts._replace(query=urlencode(params)))
 
 
@@ -451,16 +545,26 @@ def sleep_summary(nights: Iterable[AliceSleep], start: date, end: date) -> Sleep
 
 
 def event_subscription(
-    settings: HealthProvidersSettings, platform: Platform, providers: Mapping[str, ProviderSpec]
+    settings: HealthProvidersSettings,
+    platform: Platform,
+    providers: Mapping[str, ProviderSpec],
+    counters: EventCounters | None = None,
 ) -> Subscription:
     """The subscription to alice's three channels, each event going to :class:`EventHandler`."""
     channels = event_channels(settings.event_channel_prefix)
-    handler = EventHandler(platform, providers, channels)
+    key = settings.event_signing_key.get_secret_value().encode()
+    handler = EventHandler(platform, providers, channels, key, counters or EventCounters())
     return Subscription("alice", settings.redis_url, channels, handler)
 
 
 class EventHandler:
     """Applies each alice event exactly once across every instance sharing the database.
+
+    Only signed events are read (``<hex HMAC-SHA256>.<event JSON>``, see
+    docs/services/alice.md): anything else is refused, counted in ``counters.refused``
+    and logged at most once per :data:`REFUSAL_LOG_EVERY`. Without a key every message is
+    refused. An event older than :data:`MAX_EVENT_AGE` is refused as a replay: its id may
+    no longer be remembered.
 
     The event id is recorded as handled (core's ``handled_once``, consumer
     :data:`EVENT_CONSUMER`) in the same transaction as the change it causes and the push
@@ -472,24 +576,54 @@ class EventHandler:
         platform: Platform,
         providers: Mapping[str, ProviderSpec],
         channels: Mapping[str, EventType],
+        key: bytes,
+        counters: EventCounters,
     ) -> None:
         self.platform = platform
         self.providers = providers
         self.channels = dict(channels)
+        self.key = key
+        self.counters = counters
         self._pruned_at: datetime | None = None
+        self._refusals_logged_at: float | None = None
+        self._refused_since_log = 0
 
     async def __call__(self, channel: str, data: bytes) -> bool:
-        """One message off a channel: a malformed one is logged and dropped, never fatal."""
+        """One message off a channel: a refused or malformed one is dropped, never fatal."""
         try:
-            event = parse_event(self.channels, channel, data)
+            body = verify_event(self.key, data)
+        except UnsignedEvent as error:
+            self._refused(channel, str(error))
+            return False
+        try:
+            event = parse_event(self.channels, channel, body)
         except ValueError as error:
             log.warning("dropped a malformed alice event on %s: %s", channel, error)
+            return False
+        if event.occurred_at < _now() - MAX_EVENT_AGE:
+            log.warning("dropped a stale alice event %s (a replay?)", event.event_id)
             return False
         try:
             return await self.handle(event)
         except Exception as error:
             error.add_note(f"while handling alice event {event.event_id} ({event.type})")
             raise
+
+    def _refused(self, channel: str, why: str) -> None:
+        """Count a refused message; log the first, then at most one line a minute."""
+        self.counters.refused += 1
+        self._refused_since_log += 1
+        now = time.monotonic()
+        last = self._refusals_logged_at
+        if last is not None and now - last < REFUSAL_LOG_EVERY:
+            return
+        log.warning(
+            "refused %d alice event(s) not signed with event_signing_key (last on %s: %s)",
+            self._refused_since_log,
+            channel,
+            why,
+        )
+        self._refusals_logged_at, self._refused_since_log = now, 0
 
     async def handle(self, event: AliceEvent) -> bool:
         """Handle one event; ``False`` when it was already handled (or is not for us)."""

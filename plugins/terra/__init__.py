@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from quart import Blueprint
 
-from core import LoadedPlugin, PluginInfo, ReadinessCheck, ServiceClient, hookimpl
+from core import LoadedPlugin, PluginInfo, ReadinessCheck, ServiceClient, User, hookimpl
 from plugins.terra import service
-from plugins.terra.clients import TERRA, TerraClient
+from plugins.terra.clients import ALICE, TERRA, AliceReferences, TerraClient
 from plugins.terra.routes import blueprint
-from plugins.terra.schemas import TERRA_CLIENT, TerraSettings
+from plugins.terra.schemas import ALICE_CLIENT, TERRA_CLIENT, TerraSettings
 
 PLUGIN = PluginInfo(
     version="1.0.0",
@@ -29,6 +30,11 @@ def blueprints() -> Iterable[Blueprint]:
     return [blueprint]
 
 
+@hookimpl
+def model_modules() -> Iterable[str]:
+    return ["plugins.terra.models"]
+
+
 @hookimpl(optionalhook=True)
 def health_providers(plugin: LoadedPlugin) -> Iterable[Mapping[str, str]]:
     """Terra-backed providers for the catalogue, when ``health_providers`` is enabled."""
@@ -38,6 +44,14 @@ def health_providers(plugin: LoadedPlugin) -> Iterable[Mapping[str, str]]:
 @hookimpl
 async def startup(plugin: LoadedPlugin) -> None:
     settings: TerraSettings = plugin.settings
+    plugin.stash[ALICE_CLIENT] = AliceReferences(
+        ServiceClient(
+            ALICE,
+            str(settings.alice_url).rstrip("/"),
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+        )
+    )
     if settings.configured:
         plugin.stash[TERRA_CLIENT] = TerraClient(
             ServiceClient(
@@ -59,6 +73,10 @@ async def shutdown(plugin: LoadedPlugin) -> None:
     if terra is not None:
         del plugin.stash[TERRA_CLIENT]
         await terra.http.aclose()
+    alice = plugin.stash.get(ALICE_CLIENT)
+    if alice is not None:
+        del plugin.stash[ALICE_CLIENT]
+        await alice.http.aclose()
 
 
 @hookimpl
@@ -69,3 +87,13 @@ def readiness_checks(plugin: LoadedPlugin) -> Mapping[str, ReadinessCheck]:
         return "configured"
 
     return {"terra": credentials}
+
+
+@hookimpl
+async def account_deleted(plugin: LoadedPlugin, user: User) -> None:
+    await service.forget_user(plugin.stash[ALICE_CLIENT], user)
+
+
+@hookimpl
+async def account_export(user: User) -> Mapping[str, Any]:
+    return await service.export_user(user)

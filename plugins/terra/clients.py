@@ -1,4 +1,5 @@
-"""Terra's API, as shared/reference/external-services.md section 2 describes it."""
+"""Terra's API, as shared/reference/external-services.md section 2 describes it, and the
+alice calls that map our Terra references to users (docs/services/alice.md)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from core import ApiError, ServiceClient
 log = logging.getLogger("imperfect.terra")
 
 TERRA = "Terra"
+ALICE = "alice"
 
 
 class _TerraBody(BaseModel):
@@ -71,6 +73,36 @@ class TerraClient:
         return self.http.parse(response, model)
 
 
+class AliceReferences:
+    """alice's calls for Terra references (docs/services/alice.md): which user each is."""
+
+    def __init__(self, http: ServiceClient) -> None:
+        self.http = http
+
+    async def register(self, reference_id: str, user_id: int) -> None:
+        """Tell alice that ``reference_id`` stands for ``user_id``; idempotent (a ``PUT``)."""
+        response = await self.http.request(
+            "PUT", f"/v1/terra/references/{reference_id}", json={"user_id": str(user_id)}
+        )
+        if response.status_code not in (200, 201, 204):
+            raise self._refused(response, "record a Terra reference")
+
+    async def forget(self, reference_id: str) -> None:
+        """alice forgets the reference; done too when it never knew it (``404``)."""
+        response = await self.http.request("DELETE", f"/v1/terra/references/{reference_id}")
+        if response.status_code not in (204, 404):
+            raise self._refused(response, "forget a Terra reference")
+
+    def _refused(self, response: httpx.Response, what: str) -> ApiError:
+        message = _message(response)
+        log.warning("alice refused to %s: HTTP %s: %s", what, response.status_code, message)
+        return ApiError(
+            502,
+            "upstream_rejected",
+            f"alice refused to {what} (HTTP {response.status_code}: {message}).",
+        )
+
+
 def refusal(response: httpx.Response) -> ApiError:
     """A 4xx from Terra, in either of its error shapes, as an error naming Terra.
 
@@ -96,7 +128,7 @@ def _message(response: httpx.Response) -> str:
     except ValueError:
         body = None
     if isinstance(body, dict):
-        for key in ("detail", "message", "title"):
+        for key in ("detail", "message", "title", "error"):
             if isinstance(body.get(key), str) and body[key]:
                 return body[key][:200]
     return "no details"

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import AnyUrl, BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
 from core import Family, StashKey
-from plugins.terra.clients import TerraClient
+from plugins.terra.clients import AliceReferences, TerraClient
 
 TerraProviderName = Literal["coros", "suunto", "wahoo", "apple_health", "samsung_health"]
 
@@ -31,8 +31,12 @@ class TerraSettings(BaseModel):
     language: str = Field("en", pattern=r"^[a-z]{2}$")
     success_redirect_url: str = "imperfect://health-providers?status=connected"
     failure_redirect_url: str = "imperfect://health-providers?status=error"
-    connect_timeout: float = Field(2.0, gt=0, description="seconds")
-    read_timeout: float = Field(10.0, gt=0, description="seconds")
+    alice_url: HttpUrl = Field(
+        HttpUrl("http://127.0.0.1:8100"),
+        description="alice, which learns which user each Terra reference_id stands for",
+    )
+    connect_timeout: float = Field(2.0, gt=0, description="seconds, for Terra and alice")
+    read_timeout: float = Field(10.0, gt=0, description="seconds, for Terra and alice")
 
     @field_validator("success_redirect_url", "failure_redirect_url")
     @classmethod
@@ -57,6 +61,8 @@ FAMILY = Family(__package__, TerraSettings)
 
 TERRA_CLIENT = StashKey[TerraClient]("terra")
 """Terra's API, set at start-up only when the deployment has Terra credentials."""
+ALICE_CLIENT = StashKey[AliceReferences]("alice")
+"""alice's Terra-reference calls (from start-up to shutdown)."""
 
 
 class WidgetSessionOut(BaseModel):
@@ -72,6 +78,8 @@ class SdkTokenOut(BaseModel):
     """Pass ``token`` and ``reference_id`` to the Terra mobile SDK's ``initConnection``."""
 
     token: str
-    reference_id: str
+    reference_id: str = Field(
+        description="the caller's opaque Terra reference (the same on every call)"
+    )
     expires_in: int = Field(description="seconds; mint a new token per connection attempt")
     expires_at: datetime

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
 
 from core import ApiError, User
-from plugins.terra.clients import TerraClient
+from plugins.terra.clients import AliceReferences, TerraClient
+from plugins.terra.models import TerraReference
 from plugins.terra.schemas import SdkTokenOut, TerraSettings, WidgetSessionOut
 
 SESSION_PATH = "/session"
 SDK_TOKEN_PATH = "/session/sdk-token"
+REFERENCE_BYTES = 24  # 192 random bits: 32 url-safe characters
 
 
 @dataclass(frozen=True)
@@ -60,17 +66,50 @@ def _client(terra: TerraClient | None) -> TerraClient:
     return terra
 
 
-async def widget_session(
-    terra: TerraClient | None, settings: TerraSettings, user: User
-) -> WidgetSessionOut:
-    """A widget session whose ``reference_id`` is the caller's user id.
+async def reference_for(user: User) -> str:
+    """The user's Terra reference: 192 random bits, made on first use and kept.
 
-    Terra sends that id back in its webhooks (to alice), which is how the
-    connection is tied to this user.
+    Never the user id: ids are sequential, and the SDK path hands the reference to the
+    app, so a modified client could otherwise name any user. Concurrent first calls
+    make one row (the user is unique; the loser reads the winner's).
     """
+    found = await TerraReference.get_or_none(user_id=user.id)
+    if found is not None:
+        return found.reference_id
+    try:
+        made = await TerraReference.create(
+            user_id=user.id, reference_id=secrets.token_urlsafe(REFERENCE_BYTES)
+        )
+    except IntegrityError:
+        made = await TerraReference.get(user_id=user.id)
+    return made.reference_id
+
+
+async def _registered_reference(alice: AliceReferences, user: User) -> str:
+    """The user's reference, after alice has recorded which user it stands for.
+
+    alice learns it before Terra can send anything tagged with it (the ``PUT`` is
+    idempotent, so it is simply repeated on every session: it also repairs a mapping
+    alice lost).
+    """
+    reference = await reference_for(user)
+    await alice.register(reference, user.id)
+    return reference
+
+
+async def widget_session(
+    terra: TerraClient | None, alice: AliceReferences, settings: TerraSettings, user: User
+) -> WidgetSessionOut:
+    """A widget session tagged with the caller's opaque Terra reference.
+
+    Terra sends that reference back in its webhooks (to alice), which maps it to this
+    user: that is how the connection is tied to the user.
+    """
+    client = _client(terra)
+    reference = await _registered_reference(alice, user)
     widget = [PROVIDERS[name].resource for name in settings.providers if _is_widget(name)]
-    session = await _client(terra).widget_session(
-        reference_id=str(user.id),
+    session = await client.widget_session(
+        reference_id=reference,
         providers=widget,
         language=settings.language,
         success_url=settings.success_redirect_url,
@@ -84,15 +123,39 @@ async def widget_session(
     )
 
 
-async def sdk_token(terra: TerraClient | None, user: User) -> SdkTokenOut:
-    """A short-lived token for the mobile SDK; the app passes our user id as reference."""
-    token = await _client(terra).auth_token()
+async def sdk_token(terra: TerraClient | None, alice: AliceReferences, user: User) -> SdkTokenOut:
+    """A short-lived token for the mobile SDK, with the caller's reference for the app to pass.
+
+    The app could pass another value to the SDK, but only a reference alice has mapped
+    to a user is tied to anyone, and references are unguessable.
+    """
+    client = _client(terra)
+    reference = await _registered_reference(alice, user)
+    token = await client.auth_token()
     return SdkTokenOut(
         token=token.token,
-        reference_id=str(user.id),
+        reference_id=reference,
         expires_in=token.expires_in,
         expires_at=datetime.now(UTC) + timedelta(seconds=token.expires_in),
     )
+
+
+async def forget_user(alice: AliceReferences, user: User) -> None:
+    """alice forgets the user's reference, then the row goes. Safe to repeat.
+
+    A failing alice raises before the row is deleted, so the deletion is retried and a
+    reference is never left mapped at alice to a user id that may be reused.
+    """
+    found = await TerraReference.get_or_none(user_id=user.id)
+    if found is None:
+        return
+    await alice.forget(found.reference_id)
+    await found.delete()
+
+
+async def export_user(user: User) -> dict[str, Any]:
+    found = await TerraReference.get_or_none(user_id=user.id)
+    return {"reference_id": found.reference_id if found else None}
 
 
 def _is_widget(name: str) -> bool:

@@ -114,7 +114,7 @@ def prepare(workdir: Path) -> dict[str, str]:
     env.update(
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         IMPERFECT_PLUGINS_FILE=str(plugins_file),
-        IMPERFECT_ENV="bench",
+        IMPERFECT_ENV="development",
         IMPERFECT_AUTO_MIGRATE="1",
         DATABASE_URL=f"sqlite://{workdir / 'bench.sqlite3'}",
     )

@@ -9,12 +9,17 @@ PKCE makes it fail at a real provider.
 Tests control it: ``delay`` (seconds before every answer), ``fail_with`` (answer
 every API call with this status), ``supported`` (the providers it knows: others get
 ``400 unsupported_provider`` when connecting, reading or disconnecting them), and
-read ``calls``. ``publish`` sends an event on Redis the way alice does.
+read ``calls``. ``publish`` sends an event on Redis the way alice does: signed with
+``signing_key`` (``<hex HMAC-SHA256 of the event JSON>.<event JSON>``); ``publish_raw``
+sends any bytes, signed or not. ``terra_references`` holds the Terra references the
+terra family registered (``PUT /v1/terra/references/{reference_id}``), each with its user.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import secrets
 import uuid
@@ -29,6 +34,13 @@ from quart import Quart, Response, redirect, request
 from tests.fakes.server import FakeServer
 
 RESOURCES = ("activities", "dailies", "sleep")
+EVENT_SIGNING_KEY = "test-alice-event-signing-key-0123456789abcdef"
+"""The key the fake signs its events with; tests give it to ``health_providers``."""
+
+
+def sign(key: str, event: bytes) -> bytes:
+    """A signed message as alice publishes it: ``<hex HMAC-SHA256>.<event bytes>``."""
+    return hmac.new(key.encode(), event, hashlib.sha256).hexdigest().encode() + b"." + event
 
 
 @dataclass
@@ -57,6 +69,8 @@ class FakeAlice:
     delay: float = 0.0
     fail_with: int | None = None
     page_size: int = 100
+    signing_key: str = EVENT_SIGNING_KEY
+    terra_references: dict[str, str] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     authorizations: dict[str, Authorization] = field(default_factory=dict)
     connections: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -100,12 +114,17 @@ class FakeAlice:
             "provider": provider,
             **extra,
         }
+        self.publish_raw(f"{self.channel_prefix}{event_type}", json.dumps(event).encode())
+        return event["event_id"]
+
+    def publish_raw(self, channel: str, payload: bytes, *, signed: bool = True) -> None:
+        """Publish ``payload`` on ``channel``, signed as alice signs (or not at all)."""
+        assert self.redis_url, "this fake alice has no Redis"
         client = redis.Redis.from_url(self.redis_url)
         try:
-            client.publish(f"{self.channel_prefix}{event_type}", json.dumps(event))
+            client.publish(channel, sign(self.signing_key, payload) if signed else payload)
         finally:
             client.close()
-        return event["event_id"]
 
     def revoke_at_provider(self, user_id: int, provider: str, event_id: str | None = None) -> str:
         """The user removed our app at the provider: alice marks it and publishes the event."""
@@ -216,6 +235,22 @@ def _build_app(alice: FakeAlice) -> Quart:
             del alice.connections[key]
             return Response(b"", status=204)
         return alice.connections[key]
+
+    @app.route("/v1/terra/references/<reference_id>", methods=["PUT", "DELETE"])
+    async def terra_reference(reference_id: str) -> Response | dict[str, Any]:
+        """Which of our users a Terra ``reference_id`` stands for; idempotent."""
+        if request.method == "DELETE":
+            if alice.terra_references.pop(reference_id, None) is None:
+                return _error(404, "unknown_reference", "no such reference")
+            return Response(b"", status=204)
+        body = await request.get_json(silent=True) or {}
+        user_id = body.get("user_id")
+        if not isinstance(user_id, str) or not user_id.isdigit():
+            return _error(400, "invalid_request", "user_id: a decimal string is required")
+        known = alice.terra_references.setdefault(reference_id, user_id)
+        if known != user_id:
+            return _error(409, "reference_conflict", "this reference belongs to another user")
+        return {"reference_id": reference_id, "user_id": user_id}
 
     @app.get("/v1/users/<user_id>/<resource>")
     async def read_data(user_id: str, resource: str) -> Response | dict[str, Any]:

@@ -24,7 +24,7 @@ def default_plugins_with_fakes(alice_url: str, terra: Any) -> dict[str, Any]:
     plugins["health_providers"]["settings"]["alice_url"] = alice_url
     plugins["health_providers"]["settings"]["redis_url"] = ""
     plugins["terra"]["settings"].update(
-        base_url=terra.url, dev_id=terra.dev_id, api_key=terra.api_key
+        base_url=terra.url, dev_id=terra.dev_id, api_key=terra.api_key, alice_url=alice_url
     )
     return plugins
 
@@ -43,7 +43,12 @@ def serving_processes(
     are instances of one deployment. Each is stopped (its process group) afterwards.
     """
     plugins_file = write_plugins_file(workdir / "plugins.toml", plugins)
-    environment = {**os.environ, "IMPERFECT_PLUGINS_FILE": str(plugins_file), **env}
+    environment = {
+        **os.environ,
+        "IMPERFECT_PLUGINS_FILE": str(plugins_file),
+        "IMPERFECT_ENV": "test",  # the suite's Auth Emulator is refused anywhere else
+        **env,
+    }
     with ExitStack() as stack:
         servers = []
         for port in ports:
