@@ -29,7 +29,43 @@ from core.errors import ConflictError, ErrorResponse, HTTPValidationError
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
+HEADER_REF = "#/components/headers/{name}"
 SECURITY_SCHEME = "FirebaseBearer"
+# Relative to where the document is served from: the API serves its own spec, so "/"
+# is this deployment, whichever host it runs on.
+SERVERS = [{"url": "/", "description": "This deployment (the host serving this document)"}]
+LICENSE = {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"}
+# Answered by core on every operation that takes a token: 401 (no, bad or expired token)
+# and 503 auth_unavailable (Firebase cannot verify tokens on this deployment right now).
+SIGNED_IN_ERRORS = (401, 503)
+LOCATION_HEADER = {
+    "description": "Where the client (a browser) is sent.",
+    "required": True,
+    "schema": {"type": "string", "format": "uri-reference"},
+}
+RATE_LIMIT_HEADERS: dict[str, dict[str, Any]] = {
+    "RateLimit-Limit": {
+        "description": "Requests allowed in the window closest to running out.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "RateLimit-Remaining": {
+        "description": "Requests left in that window.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "RateLimit-Reset": {
+        "description": "Seconds until that window has room again.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "RateLimit-Policy": {
+        "description": "Every window of this route: `<amount>;w=<seconds>`, comma-separated.",
+        "schema": {"type": "string"},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    },
+}
 _RULE_ARGUMENT = re.compile(
     r"<(?:(?P<converter>[a-zA-Z_]\w*)(?:\((?P<args>[^)]*)\))?:)?(?P<name>\w+)>"
 )
@@ -75,17 +111,39 @@ def path_parameters(
     A converter class registered in the URL map (``converters``) may describe its
     values itself with an ``openapi_schema`` attribute (a JSON Schema dict, for
     example ``{"type": "string", "enum": [...]}``); otherwise the built-in
-    converters' types apply and anything else is a string.
+    converters' types apply and anything else is a string. A converter that also has
+    an ``openapi_component`` name is one component schema of that name (see
+    :func:`converter_components`), which its parameters refer to, so clients get one type
+    for it however many routes take it.
     """
     parameters = []
     for match in _RULE_ARGUMENT.finditer(rule):
         converter = match.group("converter") or "default"
         name = match.group("name")
-        own = getattr((converters or {}).get(converter), "openapi_schema", None)
-        schema = dict(own or _CONVERTER_SCHEMAS.get(converter, {"type": "string"}))
-        schema["title"] = name.replace("_", " ").title()
+        converter_class = (converters or {}).get(converter)
+        component = getattr(converter_class, "openapi_component", None)
+        if component and getattr(converter_class, "openapi_schema", None):
+            schema: dict[str, Any] = {"$ref": REF.format(model=component)}
+        else:
+            own = getattr(converter_class, "openapi_schema", None)
+            schema = dict(own or _CONVERTER_SCHEMAS.get(converter, {"type": "string"}))
+            schema["title"] = name.replace("_", " ").title()
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
     return parameters
+
+
+def converter_components(
+    rule: str, converters: Mapping[str, type[BaseConverter]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The component schemas the path converters of ``rule`` name (``openapi_component``)."""
+    components = {}
+    for match in _RULE_ARGUMENT.finditer(rule):
+        converter_class = (converters or {}).get(match.group("converter") or "default")
+        component = getattr(converter_class, "openapi_component", None)
+        schema = getattr(converter_class, "openapi_schema", None)
+        if component and schema:
+            components[component] = {"title": component, **schema}
+    return components
 
 
 def operation_id(function_name: str, rule: str, method: str) -> str:
@@ -136,7 +194,10 @@ def build_spec(
         ref_template=REF,
     )[1]
     for name, schema in core_models.get("$defs", {}).items():
-        components.add("core", name, schema)
+        components.add("core", name, _without_null_defaults(schema))
+    for op in operations:
+        for name, schema in converter_components(op.rule.rule, op.rule.map.converters).items():
+            components.add(op.owner, name, schema)
 
     schemas_by_owner = {
         owner: _owner_schemas(components, owner, ops) for owner, ops in _group(operations).items()
@@ -146,7 +207,8 @@ def build_spec(
         title=title,
         version=version,
         openapi_version=OPENAPI_VERSION,
-        info={"description": description},
+        info={"description": description, "license": LICENSE},
+        servers=SERVERS,
     )
     spec.components.security_scheme(
         SECURITY_SCHEME,
@@ -167,8 +229,6 @@ def build_spec(
                 name, {"description": requirements[name].description, **scheme}
             )
     _merge_fragments(spec, components, fragments, tags, reserved=used)
-    for name in sorted(components.schemas):
-        spec.components.schema(name, components.schemas[name])
 
     seen_ids: dict[str, str] = {}
     paths: dict[str, dict[str, Any]] = {}
@@ -202,11 +262,27 @@ def build_spec(
                 paths.setdefault(path, {})[method] = operation
     for path in sorted(paths):
         spec.path(path=path, operations=paths[path])
+    unused = _unused_query_models(schemas_by_owner, components, paths)
+    for name in sorted(set(components.schemas) - unused):
+        spec.components.schema(name, components.schemas[name])
+    headers = _referenced_headers(paths)
+    for name in sorted(headers):
+        spec.components.header(name, RATE_LIMIT_HEADERS[name])
 
     document = spec.to_dict()
     body = json.dumps(document, indent=2, sort_keys=False).encode() + b"\n"
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     return BuiltSpec(document, body, etag)
+
+
+def _without_null_defaults(schema: dict[str, Any]) -> dict[str, Any]:
+    """Core's error models without ``"default": null``: a 422 item leaves ``ctx`` out when
+    it has none, and a default would make typed clients (openapi-typescript) expect it."""
+    properties = {
+        name: {k: v for k, v in prop.items() if not (k == "default" and v is None)}
+        for name, prop in schema.get("properties", {}).items()
+    }
+    return {**schema, "properties": properties} if properties else schema
 
 
 def _operations(app: Quart, owners: dict[str, str]) -> list[Operation]:
@@ -274,6 +350,62 @@ def _owner_schemas(
     return result
 
 
+def _references(value: Any, found: set[str]) -> set[str]:
+    """The component schema names ``value`` refers to (directly)."""
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            found.add(ref.rsplit("/", 1)[1])
+        for item in value.values():
+            _references(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _references(item, found)
+    return found
+
+
+def _unused_query_models(
+    schemas_by_owner: Mapping[str, Mapping[Operation, tuple[Any, Any, Any, Any]]],
+    components: Components,
+    paths: Mapping[str, Any],
+) -> set[str]:
+    """Components of query models that nothing refers to once they are parameters.
+
+    A query model is documented as one parameter per field, so its own component would
+    be unused (and generators make an unused type of it), unless something refers to it.
+    """
+    candidates: set[str] = set()
+    for ops in schemas_by_owner.values():
+        for op in ops:
+            if op.declared.query is not None:
+                candidates.add(op.declared.query.__name__)
+    candidates &= set(components.schemas)
+    used: set[str] = set()
+    pending = _references(paths, set())
+    while pending:
+        name = pending.pop()
+        if name in used or name not in components.schemas:
+            continue
+        used.add(name)
+        pending |= _references(components.schemas[name], set())
+    for name, schema in components.schemas.items():
+        if name not in candidates:  # a component kept for its own sake (a plugin's fragment)
+            used |= _references(schema, set())
+    return candidates - used
+
+
+def _referenced_headers(paths: Mapping[str, Any]) -> set[str]:
+    found = set()
+    for methods in paths.values():
+        for operation in methods.values():
+            for response in operation.get("responses", {}).values():
+                for header in response.get("headers", {}).values():
+                    ref = header.get("$ref", "") if isinstance(header, dict) else ""
+                    if ref.startswith("#/components/headers/"):
+                        found.add(ref.rsplit("/", 1)[1])
+    return found & set(RATE_LIMIT_HEADERS)
+
+
 def _query_parameters(schema: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
     if "$ref" in schema:
         schema = defs[schema["$ref"].rsplit("/", 1)[1]]
@@ -313,12 +445,17 @@ def _operation(
         success["content"] = {declared.media_type: {"schema": response_schema}}
     elif declared.media_type != "application/json":
         success["content"] = {declared.media_type: {"schema": {"type": "string"}}}
+    if 300 <= declared.status < 400:
+        success["headers"] = {"Location": LOCATION_HEADER}
     responses: dict[str, Any] = {str(declared.status): success}
     error_statuses = set(declared.errors)
     for requirement in required:
         error_statuses.update(requirement.errors)
     if declared.auth != "public":
-        error_statuses.add(401)
+        error_statuses.update(SIGNED_IN_ERRORS)
+    rate_limited = bool(declared.rate_limits)
+    if rate_limited:
+        error_statuses.add(429)
     if in_path:
         error_statuses.add(404)  # a path value its converter refuses matches no route
     if declared.auth == "admin" or declared.resolves_user:
@@ -332,6 +469,8 @@ def _operation(
             "description": HTTPStatus(status).phrase,
             "content": {declared.media_type: {"schema": schema}},
         }
+    if rate_limited:
+        _document_rate_limit(responses)
     if query_params or body_schema is not None:  # bad path values never match: 404
         responses["422"] = {
             "description": "Validation Error",
@@ -357,6 +496,8 @@ def _operation(
         operation["security"] = [{SECURITY_SCHEME: [], **{name: [] for name in schemes}}]
     elif schemes:
         operation["security"] = [{name: [] for name in schemes}]
+    else:
+        operation["security"] = []  # explicitly public: no token is sent, none is checked
     if required:
         notes = "\n".join(f"- **{r.name}**: {r.description}" for r in required)
         described = operation.get("description")
@@ -364,6 +505,24 @@ def _operation(
     if declared.deprecated:
         operation["deprecated"] = True
     return operation
+
+
+def _document_rate_limit(responses: dict[str, Any]) -> None:
+    """``RateLimit-*`` on every documented response, and ``Retry-After`` on the 429."""
+    usage = {
+        name: {"$ref": HEADER_REF.format(name=name)}
+        for name in RATE_LIMIT_HEADERS
+        if name != "Retry-After"
+    }
+    for status, response in responses.items():
+        if status == "429":
+            response["description"] = "Too Many Requests: wait `Retry-After` seconds."
+            response["headers"] = {
+                "Retry-After": {"$ref": HEADER_REF.format(name="Retry-After")},
+                **usage,
+            }
+        elif status.startswith(("2", "3")):
+            response["headers"] = {**response.get("headers", {}), **usage}
 
 
 def _merge_fragments(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import weakref
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from quart import Blueprint, Response, current_app, request, send_from_directory
 from tortoise.connection import get_connection
 
-from core.endpoints import endpoint
+from core.endpoints import declared_endpoint, endpoint
 
 SWAGGER_UI = Path(__file__).parent / "static" / "swagger-ui"
 DOCS_PAGE = """<!doctype html>
@@ -49,6 +51,12 @@ class PluginReadiness(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     database: CheckResult
+    auth: CheckResult = Field(
+        description="Whether signed-in routes can verify Firebase ID tokens: `emulator` "
+        "(the Firebase Auth Emulator), ok with Google credentials, or not ready with "
+        "`not configured` (those routes answer 503 auth_unavailable). A deployment "
+        "without signed-in routes is ready either way."
+    )
     plugins: dict[str, PluginReadiness]
 
 
@@ -88,10 +96,13 @@ def core_blueprint() -> Blueprint:
     @blueprint.get("/readyz")
     @endpoint(auth="public", response=Readiness, responses={503: Readiness}, tags=["core"])
     async def readiness() -> tuple[Readiness, int]:
-        """The database and every enabled family's readiness checks, per family."""
+        """The database, token verification and every enabled family's readiness checks."""
         runtime = current_app.extensions["imperfect"]
         timeout = runtime.core.readiness_timeout
         database = await _run_check(_database_check, timeout)
+        auth = await _run_check(_auth_check, timeout)
+        if not auth.ok and not _takes_tokens():
+            auth = CheckResult(ok=True, detail="not needed: no route takes a token")
         plugins = {}
         for name, checks in runtime.readiness.items():
             results = {check: await _run_check(fn, timeout) for check, fn in sorted(checks.items())}
@@ -100,14 +111,55 @@ def core_blueprint() -> Blueprint:
             plugins[name] = PluginReadiness(
                 ok=False, checks={"startup": CheckResult(ok=False, error=reason)}
             )
-        ready = database.ok and all(p.ok for p in plugins.values())
-        return Readiness(ready=ready, database=database, plugins=plugins), 200 if ready else 503
+        ready = database.ok and auth.ok and all(p.ok for p in plugins.values())
+        report = Readiness(ready=ready, database=database, auth=auth, plugins=plugins)
+        return report, 200 if ready else 503
 
     return blueprint
 
 
 async def _database_check() -> None:
     await get_connection("default").execute_query("SELECT 1")
+
+
+_CREDENTIAL_PROBES: weakref.WeakKeyDictionary[Any, asyncio.Future[Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _auth_check() -> str:
+    """Can ID tokens be verified: the emulator, or a Google credential to verify them with."""
+    auth = current_app.extensions["imperfect"].auth
+    if auth is None:
+        raise RuntimeError("not started")
+    host = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST")
+    if host:
+        return f"emulator at {host} (tokens are not signature-checked)"
+    # Looking for credentials may wait on a metadata server: one lookup at a time per app,
+    # shared by concurrent probes (and cached by firebase-admin once it succeeds).
+    probe = _CREDENTIAL_PROBES.get(auth)
+    if probe is None or probe.done():
+        probe = asyncio.ensure_future(asyncio.to_thread(auth.google_credentials))
+        probe.add_done_callback(lambda done: done.cancelled() or done.exception())
+        _CREDENTIAL_PROBES[auth] = probe
+    try:
+        await asyncio.shield(probe)
+    except Exception as error:
+        raise RuntimeError(
+            "not configured: no Google credentials to verify Firebase ID tokens with "
+            f"({type(error).__name__}); set GOOGLE_APPLICATION_CREDENTIALS, run where "
+            "Application Default Credentials exist, or use FIREBASE_AUTH_EMULATOR_HOST"
+        ) from error
+    return f"ok: Google credentials for project '{auth.project_id}'"
+
+
+def _takes_tokens() -> bool:
+    """Whether any route this app serves needs a Firebase ID token."""
+    for view in current_app.view_functions.values():
+        declared = declared_endpoint(view)
+        if declared is not None and declared.auth != "public":
+            return True
+    return False
 
 
 async def _run_check(check, timeout: float) -> CheckResult:  # type: ignore[no-untyped-def]

@@ -246,6 +246,7 @@ async def test_test_pushes_need_a_device_and_are_limited(app_client, auth_emulat
         limited = await client.post("/notifications/test", headers=headers)
         assert limited.status_code == 429
         assert (await limited.get_json())["code"] == "too_many_test_pushes"
+        assert 3500 < int(limited.headers["Retry-After"]) <= 3600  # the first frees a slot
         assert await Notification.all().count() == 5
 
 

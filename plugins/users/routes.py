@@ -116,7 +116,13 @@ async def delete_profile(profile_id: int, user: User) -> None:
 
 
 @blueprint.post("/notifications/devices")
-@endpoint(body=DeviceIn, response=DeviceOut, status=201, responses={200: DeviceOut})
+@endpoint(
+    body=DeviceIn,
+    response=DeviceOut,
+    status=201,
+    responses={200: DeviceOut},
+    rate_limits=("20/minute", "100/hour"),
+)
 async def register_device(body: DeviceIn, user: User) -> tuple[Device, int]:
     """Register this device's FCM token for the caller's pushes.
 
@@ -171,7 +177,7 @@ async def read_notification(notification_id: int, user: User) -> Notification:
 
 
 @blueprint.post("/notifications/test")
-@endpoint(response=NotificationOut, status=202, errors=(409, 429))
+@endpoint(response=NotificationOut, status=202, errors=(409, 429), rate_limits=("10/minute",))
 async def send_test_push(user: User) -> Notification:
     """Queue a test push to every device of the caller; poll the notification to see it go."""
     return await service.send_test_push(user)

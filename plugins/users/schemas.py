@@ -8,29 +8,68 @@ from urllib.parse import urlsplit
 from zoneinfo import available_timezones
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StringConstraints,
     field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from core import Family
 
-Units = Literal["metric", "imperial"]
-Sport = Literal[
-    "running",
-    "trail_running",
-    "cycling",
-    "mountain_biking",
-    "triathlon",
-    "swimming",
-    "rowing",
-    "other",
+
+class _Component:
+    """Makes an annotated type one named component of the spec (a ``$defs`` entry).
+
+    Every field of that type then refers to it (``$ref``), so client generators make one
+    type of it, shared by requests and responses, instead of one inline enum per field.
+    """
+
+    def __init__(self, name: str, description: str) -> None:
+        self.name, self.description = name, description
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return {**handler(source), "ref": self.name}
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        target = handler.resolve_ref_schema(json_schema)
+        target.update(title=self.name, description=self.description)
+        return json_schema
+
+
+Units = Annotated[
+    Literal["metric", "imperial"], _Component("Units", "How distances and weights are shown.")
 ]
-Level = Literal["beginner", "intermediate", "advanced", "elite"]
-DevicePlatform = Literal["ios", "android", "web"]
+Sport = Annotated[
+    Literal[
+        "running",
+        "trail_running",
+        "cycling",
+        "mountain_biking",
+        "triathlon",
+        "swimming",
+        "rowing",
+        "other",
+    ],
+    _Component("Sport", "The sport of an athlete profile."),
+]
+Level = Annotated[
+    Literal["beginner", "intermediate", "advanced", "elite"],
+    _Component("Level", "The athlete's level in a sport."),
+]
+DevicePlatform = Annotated[
+    Literal["ios", "android", "web"],
+    _Component("DevicePlatform", "The platform of a device that receives pushes."),
+]
 NotificationStatus = Literal["queued", "sent", "failed", "muted", "no_devices"]
 DeliveryStatus = Literal["pending", "sent", "failed", "skipped"]
 SINGLE_LINE = r"^[^\x00-\x1f\x7f]*$"  # no control characters (PostgreSQL refuses NUL)
@@ -48,6 +87,12 @@ Goal = Annotated[
 BODY = ConfigDict(extra="forbid", strict=True)
 
 
+def _body(*examples: dict[str, Any]) -> ConfigDict:
+    """:data:`BODY` with the request's examples: Swagger UI pre-fills the first one, and
+    tests/test_errors_and_spec.py checks that each validates against the model."""
+    return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": list(examples)})
+
+
 def _integral(value: Any) -> Any:
     """JSON Schema counts 190.0 as an integer, so it is one here too."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
@@ -58,6 +103,27 @@ def _integral(value: Any) -> Any:
 BirthYear = Annotated[int, Field(ge=1900, le=2100), BeforeValidator(_integral)]
 HeartRate = Annotated[int, Field(ge=100, le=230), BeforeValidator(_integral)]
 _TIMEZONES = frozenset(available_timezones()) - {"Factory", "localtime"}
+
+
+def _known_timezone(value: str) -> str:
+    if value not in _TIMEZONES:
+        raise ValueError("must be an IANA time zone such as 'Europe/Paris'")
+    return value
+
+
+TIMEZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9][A-Za-z0-9_+-]*)*$"
+TIMEZONE_EXAMPLES = ["Europe/Paris", "America/New_York", "Asia/Tokyo", "UTC"]
+# A string, not an enum of the server's zone database: that list changes with tzdata and
+# is no type a client can hold. The server checks the name against its zone database.
+TimeZone = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=TIMEZONE_PATTERN),
+    AfterValidator(_known_timezone),
+]
+TIMEZONE_DESCRIPTION = (
+    "An IANA time zone name (the tz database), such as 'Europe/Paris'. The server accepts "
+    "the names its zone database knows; an unknown one is a 422."
+)
 
 
 class UsersSettings(BaseModel):
@@ -94,19 +160,18 @@ FAMILY = Family(__package__, UsersSettings)
 """This family in the running app: ``FAMILY.settings``, ``FAMILY.stash[PUSH_SENDER]``."""
 
 
-def _omittable(enum: list[str] | None = None, **constraints: Any) -> Any:
-    """A field that may be left out but, when given, must not be ``null``.
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
 
-    Its default is never validated nor shown in the schema, so the contract
-    says exactly what a client may send.
+
+def _omittable(**constraints: Any) -> Any:
+    """A request field that may be left out; ``null`` is accepted only if its type says so.
+
+    Its ``None`` default is never validated nor shown in the schema, so the contract says
+    exactly what a client may send: a ``"default": null`` would make typed clients
+    (openapi-typescript) require the field, and Swagger UI pre-fill ``null``.
     """
-
-    def drop_default(schema: dict[str, Any]) -> None:
-        schema.pop("default", None)
-        if enum is not None:
-            schema["enum"] = enum
-
-    return Field(None, json_schema_extra=drop_default, **constraints)
+    return Field(None, json_schema_extra=_drop_default, **constraints)
 
 
 # --- /users ----------------------------------------------------------------------------
@@ -119,8 +184,8 @@ class UserOut(BaseModel):
     firebase_uid: str
     email: str | None
     display_name: str | None
-    locale: str
-    timezone: str
+    locale: str = Field(examples=["en", "fr-FR"])
+    timezone: str = Field(description="An IANA time zone name.", examples=TIMEZONE_EXAMPLES)
     units: Units
     created_at: datetime
     updated_at: datetime
@@ -133,19 +198,27 @@ class UserPatch(BaseModel):
     ``null``; the others always have a value, so ``null`` is refused.
     """
 
-    model_config = BODY
+    model_config = _body(
+        {"display_name": "Ana Runner", "locale": "fr-FR", "timezone": "Europe/Paris"},
+        {"units": "imperial"},
+        {"display_name": None},
+    )
 
-    display_name: str | None = Field(None, min_length=1, max_length=100, pattern=SINGLE_LINE)
-    locale: str = _omittable(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)
-    timezone: str = _omittable(enum=sorted(_TIMEZONES), max_length=64)
+    display_name: str | None = _omittable(
+        min_length=1,
+        max_length=100,
+        pattern=SINGLE_LINE,
+        description="Shown to coaches; null clears it.",
+        examples=["Ana Runner"],
+    )
+    locale: str = _omittable(
+        pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+        max_length=35,
+        description="A BCP 47 language tag, lower-case language first.",
+        examples=["en", "fr-FR", "pt-BR"],
+    )
+    timezone: TimeZone = _omittable(description=TIMEZONE_DESCRIPTION, examples=TIMEZONE_EXAMPLES)
     units: Units = _omittable()
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        if value not in _TIMEZONES:
-            raise ValueError("must be an IANA time zone such as 'Europe/Paris'")
-        return value
 
 
 # --- /users_profiles -------------------------------------------------------------------
@@ -156,14 +229,26 @@ class ProfileFields(BaseModel):
 
     model_config = BODY
 
-    weekly_hours: float | None = Field(None, ge=0, le=40, description="Training hours a week.")
+    weekly_hours: float | None = _omittable(ge=0, le=40, description="Training hours a week.")
     goals: list[Goal] = Field(default_factory=list, max_length=10)
-    birth_year: BirthYear | None = None
-    max_heart_rate: HeartRate | None = None
+    birth_year: BirthYear | None = _omittable()
+    max_heart_rate: HeartRate | None = _omittable()
 
 
 class ProfileIn(ProfileFields):
-    """A new athlete profile; one per sport."""
+    """A new athlete profile; one per sport. Optional fields left out are empty."""
+
+    model_config = _body(
+        {
+            "sport": "running",
+            "level": "intermediate",
+            "weekly_hours": 6.5,
+            "goals": ["Run a sub-4 marathon"],
+            "birth_year": 1988,
+            "max_heart_rate": 186,
+        },
+        {"sport": "cycling", "level": "beginner"},
+    )
 
     sport: Sport
     level: Level
@@ -171,6 +256,8 @@ class ProfileIn(ProfileFields):
 
 class ProfilePatch(ProfileFields):
     """Changes to a profile: only the fields sent change; null clears an optional one."""
+
+    model_config = _body({"level": "advanced", "weekly_hours": 8}, {"max_heart_rate": None})
 
     sport: Sport = _omittable()
     level: Level = _omittable()
@@ -195,7 +282,9 @@ class ProfileOut(BaseModel):
 class DeviceIn(BaseModel):
     """A device's FCM registration token."""
 
-    model_config = BODY
+    model_config = _body(
+        {"token": "eXampleDeviceToken:APA91bFq3x2ExampleRegistrationToken_0123", "platform": "ios"}
+    )
 
     token: str = Field(min_length=20, max_length=512, pattern=r"^[A-Za-z0-9_:.-]+$")
     platform: DevicePlatform
@@ -217,7 +306,9 @@ class PreferencesOut(BaseModel):
 
 
 class PreferencesPatch(BaseModel):
-    model_config = BODY
+    """Only the fields sent change."""
+
+    model_config = _body({"muted_categories": ["events"]}, {"push_enabled": False})
 
     push_enabled: bool = _omittable()
     muted_categories: list[Category] = _omittable(max_length=50)

@@ -7,7 +7,9 @@ so another user's object and a missing one are the same 404.
 from __future__ import annotations
 
 import json
+import math
 import re
+import unicodedata
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -81,16 +83,44 @@ async def find_registered_user(identity: Identity) -> User:
     return user
 
 
+MAX_DISPLAY_NAME = 100  # users_user.display_name
+MAX_EMAIL = 320  # users_user.email
+
+
+def _claimed_text(value: object, max_length: int, *, clean: bool) -> str | None:
+    """A token claim as text we may store, or ``None``: claims are input like any field.
+
+    Only a string is kept. ``clean``: control and lone-surrogate characters are dropped
+    (PostgreSQL refuses NUL), whitespace runs become one space, and the text is cut to
+    ``max_length``; otherwise a string with such characters or too long is refused.
+    """
+    if not isinstance(value, str):
+        return None
+    if clean:
+        kept = "".join(
+            ch for ch in value if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cs")
+        )
+        value = " ".join(kept.split())[:max_length].strip()
+    elif len(value) > max_length or any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        return None
+    return value or None
+
+
 async def register(identity: Identity) -> tuple[User, bool]:
-    """The caller's record, created on first call; concurrent first calls make one row."""
+    """The caller's record, created on first call; concurrent first calls make one row.
+
+    The token's ``name`` and ``email`` claims are untrusted input (a user sets their
+    Firebase display name freely): ``name`` is cleaned into a display name, an ``email``
+    that is not a plain string of at most 320 characters is not kept.
+    """
     user = await User.get_or_none(firebase_uid=identity.uid)
     if user is not None:
         return user, False
     try:
         user = await User.create(
             firebase_uid=identity.uid,
-            email=identity.email,
-            display_name=identity.claims.get("name"),
+            email=_claimed_text(identity.claims.get("email"), MAX_EMAIL, clean=False),
+            display_name=_claimed_text(identity.claims.get("name"), MAX_DISPLAY_NAME, clean=True),
         )
     except IntegrityError:
         return await User.get(firebase_uid=identity.uid), False
@@ -275,12 +305,23 @@ async def send_test_push(user: User) -> Notification:
             raise ApiError(
                 409, "no_devices", "Register a device (POST /notifications/devices) first."
             )
-        recent = await Notification.filter(
-            user_id=user.id, category="test", created_at__gte=utcnow() - timedelta(hours=1)
-        ).count()
-        if recent >= TEST_PUSHES_PER_HOUR:
+        now = utcnow()
+        recent = (
+            await Notification.filter(
+                user_id=user.id, category="test", created_at__gte=now - timedelta(hours=1)
+            )
+            .order_by("-created_at")
+            .values_list("created_at", flat=True)
+        )
+        if len(recent) >= TEST_PUSHES_PER_HOUR:
+            # The hour frees a slot when the oldest push that still counts leaves it.
+            frees_at = recent[TEST_PUSHES_PER_HOUR - 1] + timedelta(hours=1)  # type: ignore[operator]
+            wait = max(1, math.ceil((frees_at - now).total_seconds()))
             raise ApiError(
-                429, "too_many_test_pushes", f"At most {TEST_PUSHES_PER_HOUR} test pushes an hour."
+                429,
+                "too_many_test_pushes",
+                f"At most {TEST_PUSHES_PER_HOUR} test pushes an hour.",
+                headers={"Retry-After": str(wait)},
             )
         notification = await notify(user, TEST_PUSH, respect_preferences=False)
     await notification.fetch_related("deliveries")
