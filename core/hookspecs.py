@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -72,6 +73,28 @@ class PushMessage:
     body: str
     category: str
     data: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceEvent:
+    """A message a user wrote (an intake answer, a board reply, a chat message), for the
+    ``hare`` family to log: ``await platform.call_each("record_source_event", user=user,
+    event=SourceEvent(...))`` inside the transaction of the change that carries it.
+
+    ``idempotency_key`` is the writing family's own, stable name for this message
+    (``"<family>:<object>:<id>"``): recording or replaying it again never duplicates it.
+    ``surface`` says where it was written (``intake``, ``board_reply``, ``channel:whatsapp``,
+    ...), ``written_at`` when (timezone-aware), ``reference_type`` and ``reference_id`` the
+    object it belongs to. The rules it must follow are in ``plugins/hare/hookspecs.py``.
+    """
+
+    idempotency_key: str
+    surface: str
+    text: str
+    written_at: datetime
+    reference_type: str
+    reference_id: str
+    language: str | None = None
 
 
 @hookspec

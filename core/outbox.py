@@ -149,6 +149,21 @@ async def enqueue(
         await OutboxMessage.bulk_create([message], ignore_conflicts=True)
 
 
+async def outbox_backlog(kind_prefix: str, now: datetime | None = None) -> tuple[int, float]:
+    """How many messages whose kind starts with ``kind_prefix`` (``"hare."``) are pending
+    (waiting, backing off or being handled), and the age in seconds of the oldest one since
+    it was queued (``0.0`` when there is none). Dead and done messages are not counted."""
+    pending = OutboxMessage.filter(status=PENDING, kind__startswith=kind_prefix)
+    count = await pending.count()
+    if not count:
+        return 0, 0.0
+    oldest = await pending.order_by("created_at", "id").first()
+    if oldest is None:  # handled between the two queries
+        return 0, 0.0
+    age = ((now or utcnow()) - oldest.created_at).total_seconds()
+    return count, max(0.0, age)
+
+
 class Dispatcher:
     """Claims due outbox messages, calls their handlers, records what happened."""
 
