@@ -23,9 +23,18 @@ from core.clients import ServiceClient, UpstreamStream, UpstreamStreamError
 from core.endpoints import RequirementContext, RouteRequirement, endpoint
 from core.errors import ApiError, ConfigError, ConflictError, StartupError
 from core.families import USER_MODEL, Family, Stash, StashKey, User
-from core.hookspecs import PushMessage, ReadinessCheck, hookimpl, hookspec
-from core.outbox import OutboxHandler, OutboxItem, PermanentFailure, enqueue, utcnow
+from core.hookspecs import PushMessage, ReadinessCheck, SourceEvent, hookimpl, hookspec
+from core.offline import running
+from core.outbox import (
+    OutboxHandler,
+    OutboxItem,
+    PermanentFailure,
+    enqueue,
+    outbox_backlog,
+    utcnow,
+)
 from core.plugins import LoadedPlugin, Platform, PluginInfo, Registry
+from core.ratelimit import RateLimit
 from core.subscriptions import Subscription, handled_once, mark_handled, prune_handled
 
 __all__ = [
@@ -43,12 +52,14 @@ __all__ = [
     "Platform",
     "PluginInfo",
     "PushMessage",
+    "RateLimit",
     "ReadinessCheck",
     "Registry",
     "RequirementContext",
     "RouteRequirement",
     "Runtime",
     "ServiceClient",
+    "SourceEvent",
     "StartupError",
     "Stash",
     "StashKey",
@@ -67,8 +78,10 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "mark_handled",
+    "outbox_backlog",
     "prune_handled",
     "request_account_deletion",
+    "running",
     "service_version",
     "utcnow",
 ]

@@ -19,6 +19,7 @@ from types import ModuleType
 
 import pytest
 
+import core
 import tests.plugins
 from core import create_app, hookspecs
 from core.config import CoreSettings
@@ -148,3 +149,15 @@ def test_an_async_implementation_of_a_synchronous_hook_is_refused(tmp_path, hook
     assert "\n" not in message
     assert message.startswith("plugin 'late': ")
     assert f"{hook_name} must not be async" in message
+
+
+def test_the_guide_lists_exactly_the_public_api():
+    """The export table of docs/plugins.md names every name of ``core.__all__``, and no other."""
+    text = (ROOT / "docs/plugins.md").read_text()
+    table = text.split("What `core` exports, by use:", 1)[1].split("\n\n", 2)[1]
+    listed = {
+        name
+        for row in table.splitlines()[2:]
+        for name in re.findall(r"`([A-Za-z_]+)`", row.split("|")[2])
+    }
+    assert listed == set(core.__all__)
