@@ -59,6 +59,10 @@ async def request_deletion(runtime: Runtime, identity: Identity) -> DeletionStat
     A repeated request while one is pending returns that one. The queued message that
     carries a pending request on is written in the same transaction as the request.
     """
+    assert runtime.auth is not None
+    # Revocation is checked live for a deletion (the route's recent-sign-in check did it
+    # already, then this is a no-op): a revoked or disabled user cannot start one.
+    identity = await runtime.auth.check_live(identity)
     user = await runtime.find_user(identity)
     async with in_transaction():
         existing = (
@@ -169,6 +173,8 @@ async def _erase_everywhere(runtime: Runtime, deletion: AccountDeletion) -> None
         await deletion.save(update_fields=["erased"])
     assert runtime.auth is not None
     try:
+        # also drops the user's cached revocation state, here and (through Redis) on every
+        # instance, so their tokens are refused at once, not after the revocation window
         await runtime.auth.delete_user(deletion.firebase_uid)
     except Exception as error:
         raise DeletionPending(f"firebase: {_reason(error)}") from error

@@ -26,7 +26,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from quart import Request, Response, current_app, request
 
-from core.auth import Identity, require_admin, require_recent_sign_in
+from core.auth import Identity, require_admin
 from core.errors import ApiError, RequestValidationError, pydantic_errors
 from core.ratelimit import Per, RateLimit, declared_limits
 
@@ -256,13 +256,18 @@ def declared_endpoint(view: Callable[..., Any]) -> Endpoint | None:
 
 
 async def _authenticate(declared: Endpoint) -> Any:
+    """The caller's identity. A route that needs a recent sign-in also has the user's
+    revocation state looked up live (after the ``auth_time`` check, so a stale token costs
+    no lookup); any other route takes it from the auth path's per-user cache."""
     runtime = current_app.extensions["imperfect"]
-    identity = await runtime.auth.identify(request.headers.get("Authorization"))
+    window = declared.recent_sign_in
+    if callable(window):
+        window = window()
+    identity = await runtime.auth.identify(
+        request.headers.get("Authorization"), recent_sign_in=window
+    )
     if declared.auth == "admin":
         require_admin(identity, runtime.core.admin_claim)
-    window = declared.recent_sign_in
-    if window is not None:
-        require_recent_sign_in(identity, window() if callable(window) else window)
     return identity
 
 

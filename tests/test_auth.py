@@ -12,6 +12,7 @@ import pytest
 from core import create_app
 from core.emulator import AuthEmulator
 from core.errors import ConfigError
+from tests.conftest import free_port
 
 PLUGINS = {"example": {"entry_point": "example", "settings": {"api_key": "k"}}}
 
@@ -95,7 +96,10 @@ async def test_token_of_deleted_user_is_401(app_client, auth_emulator: AuthEmula
         assert (await response.get_json())["code"] == "user_not_found"
 
 
-async def test_revoked_token_is_401(app_client, auth_emulator: AuthEmulator):
+async def test_revoked_token_is_401(app_client, auth_emulator: AuthEmulator, monkeypatch):
+    """With no revocation window, every request reads the user's state (tests/test_auth_path.py
+    covers the window itself)."""
+    monkeypatch.setenv("IMPERFECT_REVOCATION_WINDOW", "0")
     account = auth_emulator.sign_up(_email(), "secret-pass-1")
     headers = {"Authorization": f"Bearer {account.id_token}"}
     async with app_client(PLUGINS) as client:
@@ -115,6 +119,8 @@ async def test_revoked_token_is_401(app_client, auth_emulator: AuthEmulator):
 async def test_unverifiable_token_without_firebase_reach_is_503_not_500(app_client, monkeypatch):
     """Outside the emulator, a token whose keys cannot be fetched is our outage: 503."""
     monkeypatch.delenv("FIREBASE_AUTH_EMULATOR_HOST", raising=False)
+    # Google's certificates from a port nobody listens on
+    monkeypatch.setenv("IMPERFECT_FIREBASE_CERTS_URL", f"http://127.0.0.1:{free_port()}/certs")
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/key.json")
     now = int(time.time())
     header = base64.urlsafe_b64encode(b'{"alg":"RS256","kid":"k1","typ":"JWT"}').rstrip(b"=")
