@@ -244,8 +244,15 @@ def readiness_checks(plugin: LoadedPlugin, platform: Platform) -> Mapping[str, R
     every ``/readyz`` call within ``IMPERFECT_READINESS_TIMEOUT``.
     Gets: ``plugin``, ``platform``.
     Returns: ``{"name": async check}``; a check passes by returning (optionally a short
-    string shown as ``detail``) and fails by raising (its message is shown: keep secrets
-    out of it).
+    string shown as ``detail``) and fails by raising. A failing check never fails
+    readiness: the family is reported ``degraded`` (``/readyz`` stays 200; only the
+    database, its migrations and token verification make it 503), and each route that
+    needs what failed answers 502/503/504 on its own, naming it. The public body shows a
+    failure as a short phrase: a ``RuntimeError``'s message with URLs, hosts, ports and
+    paths removed (write it for the public: no secrets), a timeout as ``timed out``, a
+    :class:`core.ApiError` from ``ServiceClient`` as ``unreachable`` / ``timed out`` /
+    ``refused: HTTP 503``, any other exception by its type; the raw error only in detail
+    mode (a token with the admin claim, or ``IMPERFECT_READINESS_DETAIL=1``).
     May be async: yes.
     """
 

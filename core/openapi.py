@@ -38,6 +38,19 @@ LICENSE = {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"}
 # Answered by core on every operation that takes a token: 401 (no, bad or expired token)
 # and 503 auth_unavailable (Firebase cannot verify tokens on this deployment right now).
 SIGNED_IN_ERRORS = (401, 503)
+# Answered by core on every operation but liveness when a dependency is down: 503
+# database_unavailable (or storage_unavailable) with Retry-After.
+UNAVAILABLE_HEADER = {
+    "description": "Seconds to wait before retrying; sent when a dependency is down "
+    "(`database_unavailable`, `storage_unavailable`, and `/readyz` not ready).",
+    "schema": {"type": "integer", "minimum": 1},
+}
+UNAVAILABLE_DESCRIPTION = (
+    "Service Unavailable: a dependency is down (`database_unavailable`, "
+    "`storage_unavailable`: retry after `Retry-After` seconds), or this route's family or "
+    "token verification is unavailable on this deployment."
+)
+LIVENESS = ("core", "/healthz")
 LOCATION_HEADER = {
     "description": "Where the client (a browser) is sent.",
     "required": True,
@@ -462,6 +475,8 @@ def _operation(
         error_statuses.add(403)  # missing admin claim, or resolve_user refusing the caller
     if body_schema is not None:
         error_statuses.update({413, 415})
+    if (op.owner, op.rule.rule) != LIVENESS:
+        error_statuses.add(503)  # the database (or the disk) may be down
     for status in sorted(error_statuses):
         responses[str(status)] = _error(status)
     for status, schema in others.items():
@@ -469,6 +484,10 @@ def _operation(
             "description": HTTPStatus(status).phrase,
             "content": {declared.media_type: {"schema": schema}},
         }
+    if "503" in responses:
+        if "503" not in {str(status) for status in others}:
+            responses["503"]["description"] = UNAVAILABLE_DESCRIPTION
+        responses["503"]["headers"] = {"Retry-After": UNAVAILABLE_HEADER}
     if rate_limited:
         _document_rate_limit(responses)
     if query_params or body_schema is not None:  # bad path values never match: 404

@@ -258,9 +258,9 @@ async def test_startup_failure_under_skip_answers_503_and_readyz_reports_it(app_
         }
         assert (await c.get("/ledger/entries")).status_code == 200
         ready = await c.get("/readyz")
-        assert ready.status_code == 503
+        assert ready.status_code == 200  # a family failing degrades; it never fails readiness
         report = await ready.get_json()
-    assert report["ready"] is False
+    assert report["ready"] is True and report["status"] == "degraded"
     assert report["database"]["ok"] is True
     assert report["plugins"]["fragile"]["ok"] is False
     assert "startup exploded" in report["plugins"]["fragile"]["checks"]["startup"]["error"]

@@ -115,13 +115,10 @@ async def test_app_serves_and_readyz_reports_alice_and_events_when_both_are_abse
     closed = f"http://127.0.0.1:{free_port()}"
     async with app_client(families(closed)) as client:
         ready = await client.get("/readyz")
-        assert ready.status_code == 503
+        assert ready.status_code == 200  # a sibling down degrades; it never fails readiness
+        assert (await ready.get_json())["status"] == "degraded"
         report = (await ready.get_json())["plugins"]["health_providers"]
-        assert report["checks"]["alice"] == {
-            "ok": False,
-            "error": "alice could not be reached.",
-            "detail": None,
-        }
+        assert report["checks"]["alice"] == {"ok": False, "error": "unreachable", "detail": None}
         assert report["checks"]["events"] == {
             "ok": True,
             "error": None,
