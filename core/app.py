@@ -18,17 +18,19 @@ import re
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from time import perf_counter
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from quart import Blueprint, Quart, Response, request
+from quart import Blueprint, Quart, Request, Response, request
 from quart.routing import QuartMap
+from quart.typing import ResponseTypes
 from quart.wrappers import BaseRequestWebsocket
 from werkzeug.datastructures import ImmutableDict
 from werkzeug.exceptions import BadHost, BadRequest, HTTPException
 from werkzeug.routing import IntegerConverter, Map, MapAdapter, RequestRedirect
 
-from core import accounts, db
+from core import accounts, db, logs, metrics, tracing
 from core.auth import FirebaseAuth, Identity
 from core.config import CoreSettings, check_emulator_allowed
 from core.endpoints import RouteRequirement, declared_endpoint
@@ -196,6 +198,38 @@ class ImperfectQuart(Quart):
 
     url_map_class = _RouteMap
     _starting = False
+    request_metrics: metrics.RequestMetrics | None = None  # set once the routes are known
+
+    async def handle_request(self, request: Request) -> ResponseTypes:
+        """Every request: its id (for its logs too), then metrics and the trace when done.
+
+        The request runs in a task of its own (Quart's ASGI handler), so the request id set
+        here is seen by everything the request does, its streamed body included, and by
+        nothing else.
+        """
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
+        logs.REQUEST_ID.set(request_id)
+        tracer = tracing.active()
+        span = tracer.start_request(request.method, request.headers) if tracer else None
+        started = perf_counter()
+        status = 500
+        try:
+            response = await super().handle_request(request)
+            status = response.status_code
+            response.headers["X-Request-ID"] = request_id
+            return response
+        finally:
+            rule = request.url_rule
+            endpoint = rule.endpoint if rule is not None else None
+            observed = self.request_metrics
+            if observed is not None:
+                observed.observe(endpoint, request.method, status, perf_counter() - started)
+            if tracer is not None and span is not None:
+                route, family = (
+                    observed.route(endpoint) if observed else (metrics.UNMATCHED, metrics.NO_FAMILY)
+                )
+                tracer.end_request(span, request.method, route, family, status, request_id)
 
     def raise_routing_exception(self, request: BaseRequestWebsocket) -> NoReturn:
         error = request.routing_exception
@@ -254,11 +288,12 @@ def create_app(core: CoreSettings | None = None, platform: Platform | None = Non
 
     from core.routes import core_blueprint
 
-    _register(app, runtime, "core", [core_blueprint()])
+    _register(app, runtime, "core", [core_blueprint(), metrics.metrics_blueprint()])
     for name, contribution in contributions.items():
         _register(app, runtime, name, contribution.blueprints)
 
     _check_requirements(app, runtime)
+    app.request_metrics = metrics.RequestMetrics(app, runtime.blueprint_owners)
     runtime.tortoise_config = db.tortoise_config(core.database_url, all_models)
     runtime.tables = {m.plugin: m.tables for m in all_models}
     runtime.spec = build_spec(
@@ -441,6 +476,9 @@ def _request_hook_counts(app: Quart) -> dict[str, int]:
 def _install_request_pipeline(app: Quart) -> None:
     runtime = runtime_of(app)
     cors = CorsPolicy.from_settings(runtime.core)
+    # The request id, metrics and the trace are ImperfectQuart.handle_request's: one
+    # wrapper around everything below, rather than a hook per concern.
+    logs.install()
 
     @app.before_request
     async def _cors_preflight() -> Response | None:
@@ -470,14 +508,6 @@ def _install_request_pipeline(app: Quart) -> None:
     async def _refuse_unavailable_family() -> None:
         if runtime.unavailable and request.blueprint in runtime.unavailable:
             raise ApiError(503, "plugin_unavailable", runtime.unavailable[request.blueprint])
-
-    @app.after_request
-    async def _request_id(response: Response) -> Response:
-        incoming = request.headers.get("X-Request-ID", "")
-        response.headers["X-Request-ID"] = (
-            incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
-        )
-        return response
 
 
 @dataclass(frozen=True)
@@ -576,6 +606,7 @@ async def _start(app: Quart, runtime: Runtime) -> None:
 async def _open(app: Quart, runtime: Runtime) -> None:
     """Firebase, database, migrations check, each family's ``startup``, the outbox."""
     core = runtime.core
+    tracing.configure_from_env()  # once per process; nothing unless an exporter is configured
     runtime.auth = FirebaseAuth(core)
     runtime.rate_limiter = RateLimiter.from_env()
     await runtime.rate_limiter.start()
@@ -664,5 +695,6 @@ async def _stop(app: Quart, runtime: Runtime) -> None:
         await runtime.rate_limiter.close()
         runtime.rate_limiter = None
     if runtime.auth is not None:
-        runtime.auth.close()
+        await runtime.auth.aclose()
         runtime.auth = None
+    metrics.worker_stopped()  # its live gauges stop counting (several workers)

@@ -29,6 +29,7 @@ import codecs
 import logging
 import random
 import re
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from typing import Any, TypeVar, cast
@@ -37,7 +38,9 @@ import httpx
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from core import tracing
 from core.errors import ApiError
+from core.metrics import observe_upstream, upstream_outcome
 
 log = logging.getLogger("imperfect.clients")
 
@@ -241,7 +244,7 @@ class ServiceClient:
         attempt = 0
         while True:
             try:
-                response = await self._http.request(method, path, params=params, json=json)
+                response = await self._attempt(method, path, params, json)
             except httpx.TimeoutException as error:
                 raise self._timed_out(method, path, error) from error
             except httpx.ConnectError as error:
@@ -271,6 +274,36 @@ class ServiceClient:
                     f"{self.service} failed to answer (HTTP {response.status_code}).",
                 )
             return response
+
+    async def _attempt(
+        self, method: str, path: str, params: Mapping[str, Any] | None, json: Any
+    ) -> httpx.Response:
+        """One exchange with the service, counted (and traced, when tracing is on)."""
+        tracer = tracing.active()
+        span, headers = (None, None)
+        if tracer is not None:
+            span, headers = tracer.start_upstream(self.service, method, path)
+        started = time.perf_counter()
+        status: int | None = None
+        outcome = "unreachable"
+        try:
+            response = await self._http.request(
+                method, path, params=params, json=json, headers=headers
+            )
+            status = response.status_code
+            outcome = upstream_outcome(status)
+            return response
+        except httpx.TimeoutException:
+            outcome = "timeout"
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"  # our own caller went away: not the service's doing
+            raise
+        finally:
+            if outcome != "cancelled":
+                observe_upstream(self.service, method, outcome, time.perf_counter() - started)
+            if tracer is not None:
+                tracer.end_upstream(span, status, outcome)
 
     @asynccontextmanager
     async def stream(
@@ -305,6 +338,11 @@ class ServiceClient:
         method = method.upper()
         per_chunk = self.read_timeout if chunk_timeout is None else chunk_timeout
         wait = max(self.read_timeout, per_chunk)
+        tracer = tracing.active()
+        span = None
+        if tracer is not None:
+            span, carrier = tracer.start_upstream(self.service, method, path)
+            headers = {**(headers or {}), **carrier}
         outgoing = self._http.build_request(
             method,
             path,
@@ -315,12 +353,27 @@ class ServiceClient:
             # the backstop behind each chunk's own asyncio timeout, never shorter than it.
             timeout=httpx.Timeout(self.read_timeout, connect=self.connect_timeout, read=wait),
         )
+        started = time.perf_counter()
+        status: int | None = None
+        outcome = "unreachable"
         try:
             response = await self._http.send(outgoing, stream=True)
+            status = response.status_code
+            outcome = upstream_outcome(status)
         except httpx.TimeoutException as error:
+            outcome = "timeout"
             raise self._timed_out(method, path, error, read_limit=wait) from error
         except httpx.TransportError as error:
             raise self._unreachable(method, path, error) from error
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        finally:
+            # a stream is measured up to its headers; what follows is the caller's pace
+            if outcome != "cancelled":
+                observe_upstream(self.service, method, outcome, time.perf_counter() - started)
+            if tracer is not None:
+                tracer.end_upstream(span, status, outcome)
         upstream = UpstreamStream(self, response, chunk_timeout=per_chunk)
         try:
             if response.status_code >= 500:

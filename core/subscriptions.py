@@ -27,12 +27,15 @@ from redis.exceptions import RedisError
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from core.metrics import SubscriptionMetrics
 from core.models import HandledMessage
 
 log = logging.getLogger("imperfect.subscriptions")
 
 MessageHandler = Callable[[str, bytes], Awaitable[object]]
 """``handler(channel, data)``: one message, its channel name and its raw bytes."""
+ConnectHook = Callable[[], Awaitable[object]]
+"""``on_connect()``: Redis confirmed every channel; messages published from now on arrive."""
 
 
 class Subscription:
@@ -44,6 +47,13 @@ class Subscription:
     instances do not reconnect in step. A handler that raises is logged and counted in
     ``failed``; the subscription carries on. ``received`` counts every message taken off
     the channels, whatever became of it.
+
+    ``on_connect``, when given, is awaited each time Redis has confirmed every channel (the
+    first time and after each reconnect), before the messages that follow are handled:
+    from then on nothing published is missed, so it is where a family catches up on what
+    was published while it was not subscribed. Keep it short (wake a task of your own): the
+    messages wait meanwhile. One that raises is logged; the subscription carries on.
+    ``connects`` counts the confirmed subscriptions.
     """
 
     def __init__(
@@ -56,6 +66,7 @@ class Subscription:
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
         connect_timeout: float = 5.0,
+        on_connect: ConnectHook | None = None,
     ) -> None:
         self.name = name
         self.redis_url = redis_url
@@ -66,11 +77,14 @@ class Subscription:
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.connect_timeout = connect_timeout
+        self.on_connect = on_connect
         self.connected = False
+        self.metrics = SubscriptionMetrics(name)  # the counts below, for /metrics
         self.last_error: str | None = None
         self.received = 0
         self.failed = 0
         self.reconnects = 0
+        self.connects = 0
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -91,6 +105,7 @@ class Subscription:
                 await self._task
             self._task = None
         self.connected = False
+        self.metrics.connected.set(0)
 
     def status(self) -> str:
         """A readiness check: passes while subscribed, raises while (re)connecting."""
@@ -111,14 +126,17 @@ class Subscription:
                 socket_connect_timeout=self.connect_timeout,
                 health_check_interval=30,
             )
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(*self.channels)
                 self.connected, self.last_error, backoff = True, None, self.initial_backoff
+                self.metrics.connected.set(1)
                 log.info("%s: subscribed to %s", self.name, ", ".join(self.channels))
                 async for message in pubsub.listen():
                     if message["type"] == "message":
                         await self._deliver(message["channel"], message["data"])
+                    elif message["type"] == "subscribe" and message["data"] == len(self.channels):
+                        await self._confirmed()
             except (RedisError, OSError) as error:
                 self.last_error = str(error) or type(error).__name__
                 log.warning("%s: %s; reconnecting in ~%.1fs", self.name, self.last_error, backoff)
@@ -127,11 +145,23 @@ class Subscription:
                 log.exception("%s: subscription failed; reconnecting in ~%.1fs", self.name, backoff)
             finally:
                 self.connected = False
+                self.metrics.connected.set(0)
                 await pubsub.aclose()
                 await client.aclose()
             self.reconnects += 1
+            self.metrics.reconnects.inc()
             await asyncio.sleep(self.delay(backoff))
             backoff = min(backoff * 2, self.max_backoff)
+
+    async def _confirmed(self) -> None:
+        """Redis confirmed the last channel: call ``on_connect``, never fatally."""
+        self.connects += 1
+        if self.on_connect is None:
+            return
+        try:
+            await self.on_connect()
+        except Exception:
+            log.exception("%s: on_connect failed", self.name)
 
     async def _deliver(self, channel: bytes | str, data: bytes | str) -> None:
         name = channel.decode() if isinstance(channel, bytes) else channel
@@ -140,9 +170,11 @@ class Subscription:
             await self.handler(name, payload)
         except Exception:
             self.failed += 1
+            self.metrics.failed.inc()
             log.exception("%s: failed to handle a message on %s", self.name, name)
         finally:
             self.received += 1
+            self.metrics.received.inc()
 
 
 # --- handled once ------------------------------------------------------------------------
