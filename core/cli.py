@@ -19,7 +19,7 @@ import click
 from core import db
 from core.app import create_app, runtime_of
 from core.config import CoreSettings
-from core.errors import ConfigError
+from core.errors import ConfigError, StartupError
 from core.plugins import Platform, load_platform
 
 DEFAULT_SPEC_PATH = Path("docs/openapi.json")
@@ -45,7 +45,7 @@ class ImperfectGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ConfigError as error:
+        except (ConfigError, StartupError) as error:
             raise CliError(str(error)) from error
 
     def _plugin_commands(self) -> dict[str, click.Command]:
@@ -98,24 +98,32 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--server",
+    type=click.Choice(["hypercorn", "uvicorn", "granian"]),
+    default="hypercorn",
+    show_default=True,
+    help="The ASGI server; uvicorn and granian come with the `servers` extra.",
+)
 @click.option("--migrate", is_flag=True, help="Apply pending migrations before serving.")
-def serve(host: str, port: int, workers: int, migrate: bool) -> None:
-    """Serve the API with hypercorn.
+def serve(host: str, port: int, workers: int, server: str, migrate: bool) -> None:
+    """Serve the API with hypercorn (or uvicorn, or granian), in --workers processes.
 
-    Hypercorn's settings are the defaults shipped in the package, overridden key by key by
-    ``$IMPERFECT_HYPERCORN_CONFIG`` or ``config/hypercorn.toml``. Application logs go to
-    stderr at ``$IMPERFECT_LOG_LEVEL`` (default INFO), in every worker. A start-up that a
-    worker refuses (unapplied migrations, a family's start-up failing, ...) stops the server
-    with its cause on one line and exit status 1.
+    Server settings are the defaults shipped in the package, overridden key by key by
+    ``$IMPERFECT_HYPERCORN_CONFIG`` or ``config/hypercorn.toml``; every server gets the same
+    timeouts, connection cap and access log. The configuration is checked first, in a child
+    process; each worker then binds its own ``SO_REUSEPORT`` socket and builds the app once.
+    Application logs go to stderr at ``$IMPERFECT_LOG_LEVEL`` (default INFO), in every
+    worker. A start-up that a worker refuses (unapplied migrations, a family's start-up
+    failing, ...) stops the server with its cause on one line and exit status 1.
     """
-    from core.serving import configure_logging, hypercorn_config, run
+    from core.errors import StartupError
+    from core.serving import serve as run_server
 
-    config = hypercorn_config(host, port, workers)  # a bad file fails before the app
-    configure_logging()
-    create_app()  # fail here, with a clear message, on any configuration problem
-    if migrate:
-        _migrate_all()
-    failure = run(config)
+    try:
+        failure = run_server(server, host, port, workers, migrate)
+    except StartupError as error:
+        failure = str(error)
     if failure is not None:
         raise CliError(f"start-up failed: {failure}")
 

@@ -1,4 +1,8 @@
-"""``imperfect serve`` processes on real ports, for contract and multi-instance tests."""
+"""``imperfect serve`` processes on real ports, for contract and multi-instance tests.
+
+They run the server named by ``IMPERFECT_TEST_SERVER`` (``hypercorn``, the default,
+``uvicorn`` or ``granian``), so CI runs the same HTTP tests against more than one server.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,13 @@ import httpx
 
 from core.testing import write_plugins_file
 from tests.support import ROOT
+
+TEST_SERVER_ENV = "IMPERFECT_TEST_SERVER"
+
+
+def test_server() -> str:
+    """The server the suite's ``imperfect serve`` processes run (default hypercorn)."""
+    return os.environ.get(TEST_SERVER_ENV, "") or "hypercorn"
 
 
 def default_plugins_with_fakes(alice_url: str, terra: Any) -> dict[str, Any]:
@@ -36,6 +47,7 @@ def serving_processes(
     ports: list[int],
     env: Mapping[str, str],
     timeout: float = 60,
+    workers: int = 1,
 ) -> Iterator[list[str]]:
     """Start one ``imperfect serve`` per port at the same moment; yield their base URLs.
 
@@ -54,7 +66,16 @@ def serving_processes(
         for port in ports:
             log = stack.enter_context((workdir / f"serve-{port}.log").open("w"))
             server = subprocess.Popen(
-                [str(ROOT / ".venv/bin/imperfect"), "serve", "--port", str(port)],
+                [
+                    str(ROOT / ".venv/bin/imperfect"),
+                    "serve",
+                    "--port",
+                    str(port),
+                    "--server",
+                    test_server(),
+                    "--workers",
+                    str(workers),
+                ],
                 cwd=workdir,
                 env=environment,
                 stdout=log,
