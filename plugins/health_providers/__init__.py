@@ -21,6 +21,7 @@ from core import (
 from plugins.health_providers import hookspecs, service
 from plugins.health_providers.clients import ALICE, AliceClient
 from plugins.health_providers.hookspecs import ProviderSpec
+from plugins.health_providers.reconcile import RECONCILER, Reconciler
 from plugins.health_providers.routes import build_blueprint
 from plugins.health_providers.schemas import (
     ALICE_CLIENT,
@@ -69,7 +70,7 @@ def model_modules() -> Iterable[str]:
 @hookimpl
 async def startup(plugin: LoadedPlugin, platform: Platform) -> None:
     settings: HealthProvidersSettings = plugin.settings
-    plugin.stash[ALICE_CLIENT] = AliceClient(
+    alice = plugin.stash[ALICE_CLIENT] = AliceClient(
         ServiceClient(
             ALICE,
             str(settings.alice_url),
@@ -86,13 +87,30 @@ async def startup(plugin: LoadedPlugin, platform: Platform) -> None:
                 "health_providers: redis_url is set but event_signing_key is empty: "
                 "every alice event will be refused"
             )
-        events = service.event_subscription(settings, platform, providers, counters)
+        handler = service.event_handler(settings, platform, providers, counters)
+        reconciler = None
+        if settings.reconcile_interval_seconds > 0:
+            reconciler = Reconciler(alice, handler, settings.reconcile_interval_seconds)
+            plugin.stash[RECONCILER] = reconciler
+        events = service.event_subscription(
+            settings,
+            platform,
+            providers,
+            handler=handler,
+            on_connect=reconciler.on_connect if reconciler is not None else None,
+        )
         plugin.stash[EVENTS] = events
         events.start()
+        if reconciler is not None:
+            reconciler.start()  # sweeps now, then on each (re)connect and every interval
 
 
 @hookimpl
 async def shutdown(plugin: LoadedPlugin) -> None:
+    reconciler = plugin.stash.get(RECONCILER)
+    if reconciler is not None:
+        await reconciler.stop()
+        del plugin.stash[RECONCILER]
     events = plugin.stash.get(EVENTS)
     if events is not None:
         await events.stop()
@@ -117,7 +135,15 @@ def readiness_checks(plugin: LoadedPlugin) -> Mapping[str, ReadinessCheck]:
             return f"{status}; refusing every event: no event_signing_key; {refused} refused"
         return f"{status}; {refused} refused (unsigned or mis-signed)"
 
-    return {"alice": alice, "events": events}
+    async def reconcile() -> str:
+        reconciler = plugin.stash.get(RECONCILER)
+        if reconciler is not None:
+            return reconciler.status()
+        if not plugin.settings.redis_url:
+            return "off: no redis_url, alice events are not handled"
+        return "off: reconcile_interval_seconds is 0, missed alice events stay missed"
+
+    return {"alice": alice, "events": events, "reconcile": reconcile}
 
 
 @hookimpl

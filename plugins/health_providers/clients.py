@@ -77,6 +77,23 @@ class _Page(_AliceModel):
     next_cursor: str | None = None
 
 
+class AliceChanges(_AliceModel):
+    """One page of alice's change feed: events in the order alice published them.
+
+    ``items`` are left as mappings: each is read like a published event, and one that does
+    not fit is dropped alone. ``next_cursor`` is where the next page starts (also after the
+    last page: asking with it later returns what was published since).
+    """
+
+    items: list[dict[str, Any]]
+    next_cursor: str = Field(min_length=1)
+    has_more: bool = False
+
+
+class CursorExpired(Exception):
+    """alice no longer keeps the events after this cursor (or cannot read it)."""
+
+
 # --- the HTTP API ------------------------------------------------------------------------
 
 
@@ -152,6 +169,28 @@ class AliceClient:
     async def sleep(self, user_id: int, provider: str, start: date, end: date) -> list[AliceSleep]:
         return await self._read_all(user_id, "sleep", provider, start, end, AliceSleep)
 
+    async def changes(
+        self, *, cursor: str | None = None, since: datetime | None = None, limit: int = PAGE_SIZE
+    ) -> AliceChanges:
+        """One page of alice's change feed: after ``cursor``, or from ``since`` without one.
+
+        Raises :class:`CursorExpired` when alice answers ``410 cursor_expired`` or
+        ``400 invalid_cursor``: the caller starts again from a time.
+        """
+        params: dict[str, Any] = {"limit": limit}
+        if cursor is not None:
+            params["cursor"] = cursor
+        elif since is not None:
+            params["since"] = since.isoformat()
+        response = await self.http.request("GET", "/v1/connections/changes", params=params)
+        if response.status_code in (400, 410) and cursor is not None:
+            body = self._error_body(response)
+            if body.error in ("cursor_expired", "invalid_cursor"):
+                raise CursorExpired(f"{body.error}: {body.message}")
+        if response.status_code != 200:
+            raise self._refused(response, "list the connection changes")
+        return self.http.parse(response, AliceChanges)
+
     async def check(self) -> str:
         response = await self.http.request("GET", "/health", retries=0)
         if response.status_code != 200:
@@ -196,12 +235,16 @@ class AliceClient:
             502, "upstream_invalid", f"alice returned more than {MAX_PAGES} pages of {resource}."
         )
 
+    @staticmethod
+    def _error_body(response: Any) -> AliceError:
+        try:
+            return AliceError.model_validate_json(response.content)
+        except PydanticValidationError:
+            return AliceError()
+
     def _refused(self, response: Any, what: str) -> ApiError:
         """A 4xx from alice: it understood us and said no."""
-        try:
-            body = AliceError.model_validate_json(response.content)
-        except PydanticValidationError:
-            body = AliceError()
+        body = self._error_body(response)
         log.warning("alice refused to %s: HTTP %s %s", what, response.status_code, body)
         reason = f": {body.message}" if body.message else ""
         return ApiError(

@@ -1,8 +1,9 @@
 """The storage of the ``health_providers`` family.
 
 alice holds the credentials and the data; these tables hold what this API needs to
-orchestrate: each user's connection state and the pending OAuth authorizations. The alice
-events already handled are recorded by core (``core_handled_message``).
+orchestrate: each user's connection state, the pending OAuth authorizations and how far
+alice's change feed has been read. The alice events already handled are recorded by core
+(``core_handled_message``).
 """
 
 from __future__ import annotations
@@ -64,3 +65,24 @@ class OAuthState(Model):
 
     class Meta:
         table = "health_providers_oauth_state"
+
+
+class EventCheckpoint(Model):
+    """How far the reconciliation sweep has read the change feed of alice, for all instances.
+
+    One row per feed (``name``). ``cursor`` is alice's opaque position after the last page
+    every event of which was handled; ``version`` grows with each advance, so an instance
+    only moves the checkpoint from the position it read (two sweeping at once never move
+    it back). ``last_event_at`` is when the last event read occurred; ``swept_at`` when a
+    sweep last read the feed to its end.
+    """
+
+    name = fields.CharField(max_length=64, primary_key=True)
+    cursor = fields.TextField(null=True)
+    version = fields.IntField(default=0)
+    last_event_at = fields.DatetimeField(null=True)
+    swept_at = fields.DatetimeField(null=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "health_providers_event_checkpoint"

@@ -54,6 +54,16 @@ class HealthProvidersSettings(BaseModel):
         ),
     )
     insights_days: int = Field(28, ge=7, le=365)
+    reconcile_interval_seconds: float = Field(
+        300.0,
+        ge=0,
+        le=86400,
+        description=(
+            "seconds (jittered by ±25%) between sweeps of alice's change feed for events no "
+            "instance received; also swept at start-up and after each Redis reconnect. "
+            "0 turns the sweep off"
+        ),
+    )
 
     @field_validator("app_redirect_url")
     @classmethod

@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -544,17 +544,36 @@ def sleep_summary(nights: Iterable[AliceSleep], start: date, end: date) -> Sleep
 # --- alice events ------------------------------------------------------------------------
 
 
+def event_handler(
+    settings: HealthProvidersSettings,
+    platform: Platform,
+    providers: Mapping[str, ProviderSpec],
+    counters: EventCounters | None = None,
+) -> EventHandler:
+    """What applies alice's events, from her channels and from her change feed alike."""
+    channels = event_channels(settings.event_channel_prefix)
+    key = settings.event_signing_key.get_secret_value().encode()
+    return EventHandler(platform, providers, channels, key, counters or EventCounters())
+
+
 def event_subscription(
     settings: HealthProvidersSettings,
     platform: Platform,
     providers: Mapping[str, ProviderSpec],
     counters: EventCounters | None = None,
+    *,
+    handler: EventHandler | None = None,
+    on_connect: Callable[[], Awaitable[object]] | None = None,
 ) -> Subscription:
-    """The subscription to alice's three channels, each event going to :class:`EventHandler`."""
-    channels = event_channels(settings.event_channel_prefix)
-    key = settings.event_signing_key.get_secret_value().encode()
-    handler = EventHandler(platform, providers, channels, key, counters or EventCounters())
-    return Subscription("alice", settings.redis_url, channels, handler)
+    """The subscription to alice's three channels, each event going to :class:`EventHandler`.
+
+    ``on_connect`` is awaited each time Redis confirms the channels (the reconciliation
+    sweep is woken there, see :mod:`plugins.health_providers.reconcile`).
+    """
+    handler = handler or event_handler(settings, platform, providers, counters)
+    return Subscription(
+        "alice", settings.redis_url, handler.channels, handler, on_connect=on_connect
+    )
 
 
 class EventHandler:
@@ -600,6 +619,14 @@ class EventHandler:
         except ValueError as error:
             log.warning("dropped a malformed alice event on %s: %s", channel, error)
             return False
+        return await self.receive(event)
+
+    async def receive(self, event: AliceEvent) -> bool:
+        """A well-formed event, off a channel or out of alice's change feed: the one path.
+
+        ``True`` when this call applied it; ``False`` when it was handled before (here or
+        on another instance), is not for us, or is older than :data:`MAX_EVENT_AGE`.
+        """
         if event.occurred_at < _now() - MAX_EVENT_AGE:
             log.warning("dropped a stale alice event %s (a replay?)", event.event_id)
             return False
@@ -643,6 +670,9 @@ class EventHandler:
     async def _apply(self, event: AliceEvent, user_id: int, provider: ProviderSpec) -> None:
         mine = Connection.filter(user_id=user_id, provider=provider.name, status=CONNECTED)
         if event.type == "connection.revoked":
+            # A revocation that occurred before this connection was made (found late, in
+            # the change feed or republished) ended an earlier connection, not this one.
+            mine = mine.filter(connected_at__lte=event.occurred_at)
             row = await mine.select_related("user").first()
             if row is None:
                 return

@@ -10,8 +10,13 @@ Tests control it: ``delay`` (seconds before every answer), ``fail_with`` (answer
 every API call with this status), ``supported`` (the providers it knows: others get
 ``400 unsupported_provider`` when connecting, reading or disconnecting them), and
 read ``calls``. ``publish`` sends an event on Redis the way alice does: signed with
-``signing_key`` (``<hex HMAC-SHA256 of the event JSON>.<event JSON>``); ``publish_raw``
-sends any bytes, signed or not. ``terra_references`` holds the Terra references the
+``signing_key`` (``<hex HMAC-SHA256 of the event JSON>.<event JSON>``), and records it in
+``published``, the log its change feed (``GET /v1/connections/changes``) serves, whether
+anyone was subscribed or not (without ``redis_url`` it only records it: an event published
+while nobody listened); ``publish_raw`` sends any bytes, signed or not, on Redis only (it
+plays someone else publishing on alice's channels). ``discard_published(n)`` forgets the
+oldest ``n`` events, as alice's retention does: a cursor before them answers
+``410 cursor_expired``. ``terra_references`` holds the Terra references the
 terra family registered (``PUT /v1/terra/references/{reference_id}``), each with its user.
 """
 
@@ -71,6 +76,8 @@ class FakeAlice:
     page_size: int = 100
     signing_key: str = EVENT_SIGNING_KEY
     terra_references: dict[str, str] = field(default_factory=dict)
+    published: list[dict[str, Any]] = field(default_factory=list)
+    discarded: int = 0
     calls: list[Call] = field(default_factory=list)
     authorizations: dict[str, Authorization] = field(default_factory=dict)
     connections: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -104,8 +111,11 @@ class FakeAlice:
         self.data[(str(user_id), provider, resource)] = [{"provider": provider, **i} for i in items]
 
     def publish(self, event_type: str, user_id: int, provider: str, **extra: Any) -> str:
-        """Publish one event as alice does; returns its event id (pass ``event_id`` to reuse)."""
-        assert self.redis_url, "this fake alice has no Redis"
+        """Publish one event as alice does; returns its event id (pass ``event_id`` to reuse).
+
+        The event joins the change feed's log first; it goes out on Redis when the fake has
+        one (and is lost there when nobody is subscribed, as pub/sub loses it).
+        """
         event = {
             "event_id": extra.pop("event_id", None) or uuid.uuid4().hex,
             "type": event_type,
@@ -114,8 +124,15 @@ class FakeAlice:
             "provider": provider,
             **extra,
         }
-        self.publish_raw(f"{self.channel_prefix}{event_type}", json.dumps(event).encode())
+        published_at = datetime.now(UTC)
+        self.published.append({"published_at": published_at, "event": event})
+        if self.redis_url:
+            self.publish_raw(f"{self.channel_prefix}{event_type}", json.dumps(event).encode())
         return event["event_id"]
+
+    def discard_published(self, count: int) -> None:
+        """Forget the oldest ``count`` events of the log, as alice's retention would."""
+        self.discarded += count
 
     def publish_raw(self, channel: str, payload: bytes, *, signed: bool = True) -> None:
         """Publish ``payload`` on ``channel``, signed as alice signs (or not at all)."""
@@ -251,6 +268,43 @@ def _build_app(alice: FakeAlice) -> Quart:
         if known != user_id:
             return _error(409, "reference_conflict", "this reference belongs to another user")
         return {"reference_id": reference_id, "user_id": user_id}
+
+    @app.get("/v1/connections/changes")
+    async def changes() -> Response | dict[str, Any]:
+        """The change feed: the events published, in order, from ``cursor`` or ``since``."""
+        args = request.args
+        try:
+            limit = int(args.get("limit", 100))
+            if not 1 <= limit <= 1000:
+                raise ValueError("limit")
+            since = datetime.fromisoformat(args["since"]) if "since" in args else None
+        except ValueError:
+            return _error(400, "invalid_request", "limit is 1 to 1000, since a time")
+        if since is not None and since.tzinfo is None:
+            return _error(400, "invalid_request", "since needs an offset")
+        limit = min(limit, alice.page_size)
+        if "cursor" in args:
+            cursor = args["cursor"]
+            if not cursor.startswith("c") or not cursor[1:].isdigit():
+                return _error(400, "invalid_cursor", "not a cursor of this feed")
+            start = int(cursor[1:])
+            if start > len(alice.published):
+                return _error(400, "invalid_cursor", "not a cursor of this feed")
+            if start < alice.discarded:
+                return _error(410, "cursor_expired", "the events after this cursor are gone")
+        else:
+            start = next(
+                (
+                    index
+                    for index, entry in enumerate(alice.published)
+                    if index >= alice.discarded
+                    and (since is None or entry["published_at"] >= since)
+                ),
+                len(alice.published),
+            )
+        page = [entry["event"] for entry in alice.published[start : start + limit]]
+        end = start + len(page)
+        return {"items": page, "next_cursor": f"c{end}", "has_more": end < len(alice.published)}
 
     @app.get("/v1/users/<user_id>/<resource>")
     async def read_data(user_id: str, resource: str) -> Response | dict[str, Any]:
