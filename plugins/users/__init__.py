@@ -22,7 +22,7 @@ from plugins.users import service
 from plugins.users.clients import PUSH_SENDER, UnconfiguredPushSender, push_sender
 from plugins.users.models import User
 from plugins.users.routes import blueprint
-from plugins.users.schemas import UsersSettings
+from plugins.users.schemas import ProfileIn, ProfilePatch, UsersSettings
 
 PLUGIN = PluginInfo(
     version="1.2.0",
@@ -101,3 +101,15 @@ async def account_deleted(user: User) -> None:
 @hookimpl
 async def account_export(user: User) -> Mapping[str, Any]:
     return await service.export(user)
+
+
+@hookimpl(optionalhook=True)
+async def athlete_profile_filled(user: User, profile: Mapping[str, Any]) -> None:
+    """A completed onboarding intake: create the profile for its sport, or update it."""
+    data = ProfileIn.model_validate(dict(profile))
+    existing = next((p for p in await service.list_profiles(user) if p.sport == data.sport), None)
+    if existing is None:
+        await service.create_profile(user, data)
+    else:
+        patch = ProfilePatch.model_validate(data.model_dump(exclude_unset=True))
+        await service.update_profile(user, existing.id, patch)

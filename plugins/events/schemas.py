@@ -1,0 +1,484 @@
+"""The contract of the ``events`` family: its settings, requests and responses."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import available_timezones
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from core import Family, StashKey
+
+
+class EventsSettings(BaseModel):
+    """``[plugins.events.settings]``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sweep_interval_seconds: float = Field(
+        3600.0,
+        ge=0.05,
+        le=86400,
+        description="How often active goals whose event day has passed are moved to "
+        "history as completed (also checked whenever a user reads their goals).",
+    )
+    default_radius_km: float = Field(50.0, gt=0, le=20000)
+
+
+FAMILY = Family(__package__, EventsSettings)
+"""This family in the running app: ``FAMILY.settings``, ``FAMILY.stash[SWEEPER]``."""
+
+
+class _Component:
+    """Makes an annotated type one named component of the spec (a ``$defs`` entry)."""
+
+    def __init__(self, name: str, description: str) -> None:
+        self.name, self.description = name, description
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return {**handler(source), "ref": self.name}
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        target = handler.resolve_ref_schema(json_schema)
+        target.update(title=self.name, description=self.description)
+        return json_schema
+
+
+SPORTS = (
+    "running",
+    "trail_running",
+    "cycling",
+    "mountain_biking",
+    "triathlon",
+    "swimming",
+    "rowing",
+    "other",
+)
+# The same component as the users family's athlete profiles (identical content, so the
+# merged spec holds it once): an event's sport and a profile's sport are one type.
+Sport = Annotated[
+    Literal[
+        "running",
+        "trail_running",
+        "cycling",
+        "mountain_biking",
+        "triathlon",
+        "swimming",
+        "rowing",
+        "other",
+    ],
+    _Component("Sport", "The sport of an athlete profile."),
+]
+GoalStatus = Annotated[
+    Literal["active", "completed", "abandoned", "replaced", "cancelled"],
+    _Component(
+        "GoalStatus",
+        "active; or history: completed (the event's day passed), abandoned (dropped by the "
+        "user), replaced (another goal became active), cancelled (the event was retired).",
+    ),
+]
+
+# ISO 639-1: the primary subtag of a language tag must be one of these.
+_ISO_639_1_CODES = (
+    "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu "
+    "cv cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi "
+    "ho hr ht hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks "
+    "ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl "
+    "nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl "
+    "sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve "
+    "vi vo wa wo xh yi yo za zh zu"
+)
+ISO_639_1 = frozenset(_ISO_639_1_CODES.split())
+LANGUAGE_PATTERN = r"^[A-Za-z]{2}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?$"
+_LANGUAGE = re.compile(LANGUAGE_PATTERN)
+
+
+def canonical_language(value: str) -> str:
+    """``value`` as a canonical language tag (``pt-BR``, ``zh-Hant-TW``), or ValueError.
+
+    A tag is an ISO 639-1 language, optionally a script and a region: what translations
+    are stored under and ``Accept-Language`` is matched against.
+    """
+    if not _LANGUAGE.match(value):
+        raise ValueError("must be a language tag such as 'en', 'fr' or 'pt-BR'")
+    parts = value.split("-")
+    primary = parts[0].lower()
+    if primary not in ISO_639_1:
+        raise ValueError(f"'{parts[0]}' is not an ISO 639-1 language")
+    rest = [p.title() if len(p) == 4 else p.upper() for p in parts[1:]]
+    return "-".join([primary, *rest])
+
+
+Language = Annotated[
+    str,
+    StringConstraints(min_length=2, max_length=35, pattern=LANGUAGE_PATTERN),
+    AfterValidator(canonical_language),
+]
+_TIMEZONES = frozenset(available_timezones()) - {"Factory", "localtime"}
+
+
+def _known_timezone(value: str) -> str:
+    if value not in _TIMEZONES:
+        raise ValueError("must be an IANA time zone such as 'Europe/Paris'")
+    return value
+
+
+TimeZone = Annotated[
+    str,
+    StringConstraints(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9][A-Za-z0-9_+-]*)*$",
+    ),
+    AfterValidator(_known_timezone),
+]
+MIN_DATE, MAX_DATE = date(2000, 1, 1), date(2100, 12, 31)
+EventDate = Annotated[date, Field(ge=MIN_DATE, le=MAX_DATE)]
+Country = Annotated[
+    str,
+    BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+    StringConstraints(pattern=r"^[A-Z]{2}$"),
+]
+Line = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"
+    ),
+]
+Description = Annotated[str, StringConstraints(max_length=5000, pattern=r"^[^\x00]*$")]
+Km = Annotated[float, Field(gt=0, le=1000)]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+Url = Annotated[str, StringConstraints(max_length=500), AfterValidator(_http_url)]
+BODY = ConfigDict(extra="forbid", strict=True)
+
+
+def _body(*examples: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": list(examples)})
+
+
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _omittable(**constraints: Any) -> Any:
+    return Field(None, json_schema_extra=_drop_default, **constraints)
+
+
+# --- the catalogue ---------------------------------------------------------------------
+
+
+class PlaceIn(BaseModel):
+    model_config = BODY
+
+    name: Line
+    country: Country = Field(description="ISO 3166-1 alpha-2 country code.", examples=["DE"])
+    lat: Latitude
+    lng: Longitude
+
+
+class DistanceIn(BaseModel):
+    model_config = BODY
+
+    km: Km
+    label: str = Field("", max_length=60, pattern=r"^[^\x00-\x1f\x7f]*$")
+
+
+class TranslationIn(BaseModel):
+    """The name and description of an event in one language."""
+
+    model_config = _body(
+        {"name": "Marathon de Berlin", "description": "Le parcours le plus rapide du monde."}
+    )
+
+    name: Line
+    description: Description = ""
+
+
+EXAMPLE_EVENT: dict[str, Any] = {
+    "name": "Berlin Marathon",
+    "description": "The fastest course in the world.",
+    "sport": "running",
+    "distances": [{"km": 42.195, "label": "Marathon"}],
+    "date": "2031-09-28",
+    "start_time": "09:15",
+    "timezone": "Europe/Berlin",
+    "place": {"name": "Berlin", "country": "DE", "lat": 52.5163, "lng": 13.3777},
+    "organiser_url": "https://www.bmw-berlin-marathon.com",
+    "default_language": "de",
+    "translations": {"fr": {"name": "Marathon de Berlin", "description": ""}},
+}
+
+
+class EventFields(BaseModel):
+    model_config = BODY
+
+    name: Line
+    description: Description = ""
+    sport: Sport
+    distances: list[DistanceIn] = Field(min_length=1, max_length=10)
+    date: EventDate
+    start_time: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["09:15"])
+    timezone: TimeZone
+    place: PlaceIn
+    organiser_url: Url | None = _omittable()
+    default_language: Language
+
+
+class EventIn(EventFields):
+    """A new event. ``source_id`` is the id the event has in the catalogue it came from
+    (imports are idempotent by it)."""
+
+    model_config = _body(
+        {**EXAMPLE_EVENT, "source_id": "bmw-berlin-2031"},
+        {k: v for k, v in EXAMPLE_EVENT.items() if k not in ("translations", "organiser_url")},
+    )
+
+    source_id: str | None = _omittable(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    translations: dict[Language, TranslationIn] = Field(default_factory=dict, max_length=50)
+
+
+class EventPatch(BaseModel):
+    """Changes to an event: only the fields sent change. ``distances`` replaces the list
+    (a distance with the same km keeps its id, so goals on it stay)."""
+
+    model_config = _body({"date": "2031-09-29", "start_time": "08:30"}, {"description": ""})
+
+    name: Line = _omittable()
+    description: Description = _omittable()
+    sport: Sport = _omittable()
+    distances: list[DistanceIn] = _omittable(min_length=1, max_length=10)
+    date: EventDate = _omittable()
+    start_time: str = _omittable(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    timezone: TimeZone = _omittable()
+    place: PlaceIn = _omittable()
+    organiser_url: Url | None = _omittable()
+    default_language: Language = _omittable()
+
+
+class DistanceOut(BaseModel):
+    id: int
+    km: float
+    label: str
+
+
+class PlaceOut(BaseModel):
+    name: str
+    country: str
+    lat: float
+    lng: float
+
+
+class EventSummary(BaseModel):
+    """An event as listed by discovery (in its default language)."""
+
+    id: int
+    name: str
+    sport: Sport
+    date: date
+    start_time: str
+    timezone: str
+    place: PlaceOut
+    distances: list[DistanceOut]
+    distance_km: float | None = Field(
+        None, description="With `near=`: how far the event is from that point."
+    )
+
+
+class EventOut(EventSummary):
+    """One event, in the language the answer's ``Content-Language`` names."""
+
+    description: str
+    language: str = Field(description="The language of name and description.")
+    default_language: str
+    languages: list[str] = Field(description="Every language the event is available in.")
+    starts_at: datetime = Field(description="The start, with the event's UTC offset.")
+    organiser_url: str | None
+    source_id: str | None
+    retired: bool
+
+
+class EventPage(BaseModel):
+    items: list[EventSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+def encode_cursor(day: date, event_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{day.isoformat()}|{event_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[date, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        day, _, event_id = raw.partition("|")
+        parsed = date.fromisoformat(day), int(event_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        raise ValueError("is not a cursor this API returned") from error
+    if not 0 < parsed[1] < 2**31:
+        raise ValueError("is not a cursor this API returned")
+    return parsed
+
+
+def _cursor(value: str) -> str:
+    decode_cursor(value)
+    return value
+
+
+def _near(value: str) -> str:
+    lat_text, comma, lng_text = value.partition(",")
+    try:
+        lat, lng = float(lat_text), float(lng_text)
+    except ValueError:
+        lat = lng = float("nan")
+    if not comma or not (-90 <= lat <= 90) or not (-180 <= lng <= 180):
+        raise ValueError("must be 'lat,lng' with -90 <= lat <= 90 and -180 <= lng <= 180")
+    return value
+
+
+class EventQuery(BaseModel):
+    """Discovery filters; every one is optional and they combine (AND)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Words to find in the name (any language) and place; each word matches "
+        "the start of a word (`berl mara` finds 'Berlin Marathon'), accents and case ignored.",
+    )
+    sport: Sport | None = None
+    date_from: EventDate | None = Field(None, description="Default: today (UTC).")
+    date_to: EventDate | None = None
+    distance_min_km: float | None = Field(None, ge=0, le=1000)
+    distance_max_km: float | None = Field(None, ge=0, le=1000)
+    country: Country | None = None
+    near: Annotated[str, AfterValidator(_near)] | None = Field(
+        None, max_length=60, description="`lat,lng`: only events within `radius_km` of it."
+    )
+    radius_km: float | None = Field(None, gt=0, le=20000, description="Default: 50 km.")
+    cursor: Annotated[str, AfterValidator(_cursor)] | None = Field(None, max_length=100)
+    limit: int = Field(20, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EventQuery:
+        if self.date_from and self.date_to and self.date_to < self.date_from:
+            raise ValueError("date_to is before date_from")
+        if (
+            self.distance_min_km is not None
+            and self.distance_max_km is not None
+            and self.distance_max_km < self.distance_min_km
+        ):
+            raise ValueError("distance_max_km is below distance_min_km")
+        if self.radius_km is not None and self.near is None:
+            raise ValueError("radius_km needs near")
+        return self
+
+    def point(self) -> tuple[float, float] | None:
+        if self.near is None:
+            return None
+        lat, lng = self.near.split(",")
+        return float(lat), float(lng)
+
+
+class EventLanguageQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lang: Language | None = Field(
+        None, description="The language wanted; overrides `Accept-Language`."
+    )
+
+
+# --- goals -----------------------------------------------------------------------------
+
+
+class UserEventIn(BaseModel):
+    """Make an event (one of its distances) the caller's active goal; the current one, if
+    any, moves to history as replaced."""
+
+    model_config = _body(
+        {"event_id": 1, "distance_id": 1, "target_time_seconds": 12600},
+        {"event_id": 1},
+    )
+
+    event_id: int = Field(ge=1, le=2**31 - 1)
+    distance_id: int | None = _omittable(
+        ge=1, le=2**31 - 1, description="Default: the event's longest distance."
+    )
+    target_time_seconds: int | None = _omittable(ge=60, le=30 * 86400)
+
+
+class GoalEvent(BaseModel):
+    id: int
+    name: str
+    sport: Sport
+    date: date
+    place: PlaceOut
+
+
+class UserEventOut(BaseModel):
+    id: int
+    status: GoalStatus
+    event: GoalEvent
+    distance: DistanceOut | None
+    target_time_seconds: int | None
+    source: str
+    started_at: datetime
+    ended_at: datetime | None
+
+
+class HistoryQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(20, ge=1, le=100)
+    before: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="Only goals older than this id."
+    )
+
+
+class HistoryPage(BaseModel):
+    items: list[UserEventOut]
+    next_before: int | None = Field(description="Pass as `before` for the next page.")
+
+
+class Sweeper:
+    """The background task that completes goals whose event day has passed."""
+
+    def __init__(self) -> None:
+        self.task: Any = None
+        self.runs = 0
+        self.completed = 0
+
+
+SWEEPER = StashKey[Sweeper]("sweeper")
