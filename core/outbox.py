@@ -34,6 +34,7 @@ from tortoise.functions import Min
 from tortoise.transactions import in_transaction
 
 from core.config import CoreSettings
+from core.errors import note_dependency_failure
 from core.models import DEAD, DONE, PENDING, OutboxMessage
 
 log = logging.getLogger("imperfect.outbox")
@@ -233,8 +234,10 @@ class Dispatcher:
                 if loop.time() >= self._next_prune:
                     await self.prune()
                     self._next_prune = loop.time() + 3600
-            except Exception:
-                log.exception("outbox dispatch pass failed; trying again shortly")
+            except Exception as error:
+                # A database outage is logged once by core.errors.OUTAGES, not every pass.
+                if note_dependency_failure(error, request=False) is None:
+                    log.exception("outbox dispatch pass failed; trying again shortly")
             if not full:  # a pass that found work goes again at once: more may be due
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), self.policy.interval_seconds)

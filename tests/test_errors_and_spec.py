@@ -491,3 +491,172 @@ async def test_invalid_query_is_422_located_in_query(app_client, query, locs):
         assert sorted(assert_validation_error(await response.get_json(), "query")) == locs
         ok = await client.get("/echo/search?q=runs&limit=5")
         assert await ok.get_json() == {"q": "runs", "limit": 5}
+
+
+# --- dependency failures: 503 with Retry-After, never a 500; readiness ------------------------
+
+
+def _dependency_errors() -> list[tuple[BaseException, str | None]]:
+    import errno
+    import sqlite3
+
+    import asyncpg
+    from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
+
+    return [
+        (asyncpg.TooManyConnectionsError("too many clients"), "too many connections"),
+        (asyncpg.ConnectionDoesNotExistError("closed mid-operation"), "connection lost"),
+        (
+            asyncpg.CannotConnectNowError("the database system is starting up"),
+            "starting up or shutting down",
+        ),
+        (asyncpg.InterfaceError("connection is closed"), "connection lost"),
+        (DBConnectionError("Can't establish connection"), "unreachable"),
+        (OperationalError(sqlite3.OperationalError("disk I/O error")), "disk I/O error"),
+        (OperationalError(sqlite3.OperationalError("database or disk is full")), "disk full"),
+        (
+            OperationalError(sqlite3.OperationalError("attempt to write a readonly database")),
+            "read-only",
+        ),
+        (
+            OperationalError(sqlite3.OperationalError("database is locked")),
+            "busy (locked by another writer)",
+        ),
+        (OSError(errno.ENOSPC, "No space left on device"), "disk full"),
+        # bugs stay 500
+        (OperationalError(sqlite3.OperationalError("no such column: nope")), None),
+        (IntegrityError("UNIQUE constraint failed"), None),
+        (
+            asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+            None,
+        ),
+        (ValueError("bad"), None),
+        (KeyError("x"), None),
+        (OSError(errno.ENOENT, "No such file"), None),
+    ]
+
+
+@pytest.mark.parametrize(("error", "reason"), _dependency_errors(), ids=repr)
+def test_dependency_failures_are_classified_and_bugs_are_not(error, reason):
+    from core.errors import classify_dependency_failure
+
+    failure = classify_dependency_failure(error)
+    assert (failure.reason if failure else None) == reason
+
+
+def test_public_failure_phrases_carry_no_host_port_or_path():
+    from core.errors import ApiError, public_failure
+
+    assert (
+        public_failure(ApiError(502, "upstream_unavailable", "alice could not be reached."))
+        == "unreachable"
+    )
+    assert (
+        public_failure(ApiError(504, "upstream_timeout", "alice did not answer within 2s."))
+        == "timed out"
+    )
+    assert (
+        public_failure(ApiError(502, "upstream_unavailable", "hare failed to answer (HTTP 503)."))
+        == "refused: HTTP 503"
+    )
+    assert public_failure(ConnectionRefusedError(111, "refused 10.0.0.7:5432")) == "unreachable"
+    assert public_failure(KeyError("secret-internal-key")) == "failed: KeyError"
+    said = public_failure(
+        RuntimeError(
+            "not subscribed (Error 111 connecting to redis.internal:6379 at 10.1.2.3, "
+            "see /var/lib/app/x.log or https://user:pw@host.example/x); retrying"
+        )
+    )
+    for leaked in ("redis.internal", "6379", "10.1.2.3", "/var/lib", "pw@", "host.example"):
+        assert leaked not in said, said
+    assert said.startswith("not subscribed") and said.endswith("retrying")
+
+
+@pytest.mark.skipif(
+    __import__("os").environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="SQLite's query_only makes the database refuse writes",
+)
+async def test_a_database_refusing_writes_answers_503_and_readyz_is_not_ready(
+    app_client, auth_emulator, caplog
+):
+    from tortoise.connection import get_connection
+
+    from core.errors import OUTAGES
+
+    async with app_client({"users": {"module": "plugins.users"}}) as client:
+        headers = bearer(new_account(auth_emulator))
+        assert (await (await client.get("/readyz")).get_json())["status"] == "ready"
+        connection = get_connection("default")
+        await connection.execute_script("PRAGMA query_only = ON")
+        try:
+            for _ in range(3):
+                refused = await client.post("/users", headers=headers)
+                assert refused.status_code == 503
+                assert refused.headers["Retry-After"] == "5"
+                body = await refused.get_json()
+                assert body["code"] == "database_unavailable" and "read-only" in body["detail"]
+            ready = await client.get("/readyz")
+            report = await ready.get_json()
+            assert ready.status_code == 503 and ready.headers["Retry-After"]
+            assert report["status"] == "not_ready" and report["database"]["error"] == "read-only"
+        finally:
+            await connection.execute_script("PRAGMA query_only = OFF")
+        OUTAGES.write_refused = None  # as if the refusal were older than the window
+        assert (await client.get("/readyz")).status_code == 200
+        assert (await client.post("/users", headers=headers)).status_code == 201
+    assert "unhandled error" not in caplog.text and "Traceback" not in caplog.text
+    firsts = [
+        r for r in caplog.records if r.getMessage().startswith("database unavailable (read-only)")
+    ]
+    assert len(firsts) == 1  # once per outage, with its cause
+    assert "attempt to write a readonly database" in firsts[0].getMessage()
+
+
+async def test_migrations_pending_after_start_up_make_readyz_not_ready(app_client):
+    from tortoise.connection import get_connection
+
+    async with app_client({"users": {"module": "plugins.users"}}) as client:
+        await get_connection("default").execute_query(
+            "DELETE FROM tortoise_migrations WHERE app = 'users'"
+        )
+        ready = await client.get("/readyz")
+        report = await ready.get_json()
+    assert ready.status_code == 503 and report["status"] == "not_ready"
+    assert report["database"]["ok"] is True
+    assert report["migrations"]["ok"] is False
+    assert "users.0001_initial" in report["migrations"]["error"]
+
+
+async def test_readyz_detail_mode_for_an_admin_token_or_the_local_flag(
+    app_client, auth_emulator, monkeypatch
+):
+    host = auth_emulator.base.removeprefix("http://")
+    async with app_client({"users": {"module": "plugins.users"}}) as client:
+        public = await (await client.get("/readyz")).get_json()
+        assert public["raw_errors"] is False and host not in str(public)
+        account = new_account(auth_emulator)
+        plain = await client.get("/readyz", headers=bearer(account))
+        assert (await plain.get_json())["raw_errors"] is False
+        bad = await client.get("/readyz", headers={"Authorization": "Bearer nonsense"})
+        assert bad.status_code == 200 and (await bad.get_json())["raw_errors"] is False
+        auth_emulator.set_claims(account.uid, {"admin": True})
+        admin = auth_emulator.sign_in(account.email, "pass-word-1")
+        detailed = await (await client.get("/readyz", headers=bearer(admin))).get_json()
+        assert detailed["raw_errors"] is True and host in detailed["auth"]["detail"]
+    monkeypatch.setenv("IMPERFECT_READINESS_DETAIL", "1")
+    async with app_client({"users": {"module": "plugins.users"}}) as client:
+        flagged = await (await client.get("/readyz")).get_json()
+    assert flagged["raw_errors"] is True and host in flagged["auth"]["detail"]
+
+
+def test_every_operation_but_liveness_documents_503_with_retry_after():
+    spec = checked_in()
+    for method, path, op in operations(spec):
+        if path == "/healthz":
+            assert "503" not in op["responses"]
+            continue
+        unavailable = op["responses"]["503"]
+        assert "Retry-After" in unavailable["headers"], (method, path)
+        schema = unavailable["content"]["application/json"]["schema"]
+        if schema == {"$ref": "#/components/schemas/ErrorResponse"}:
+            assert "database_unavailable" in unavailable["description"], (method, path)
