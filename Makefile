@@ -16,7 +16,7 @@ API_TOOLS := tools/node_modules/.installed
 $(STAMP): pyproject.toml tests/example_plugin/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,bench]" -e tests/example_plugin
+	$(BIN)/python -m pip install --quiet -e ".[test,bench,servers]" -e tests/example_plugin
 	touch $@
 
 $(FIREBASE):
