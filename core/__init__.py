@@ -25,6 +25,7 @@ from core.errors import ApiError, ConfigError, ConflictError, StartupError
 from core.families import USER_MODEL, Family, Stash, StashKey, User
 from core.hookspecs import PushMessage, ReadinessCheck, SourceEvent, hookimpl, hookspec
 from core.offline import running
+from core.openapi import SpecComponent
 from core.outbox import (
     OutboxHandler,
     OutboxItem,
@@ -60,6 +61,7 @@ __all__ = [
     "Runtime",
     "ServiceClient",
     "SourceEvent",
+    "SpecComponent",
     "StartupError",
     "Stash",
     "StashKey",

@@ -19,8 +19,9 @@ from http import HTTPStatus
 from typing import Any
 
 from apispec import APISpec
-from pydantic import TypeAdapter
-from pydantic.json_schema import JsonSchemaMode
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, TypeAdapter
+from pydantic.json_schema import JsonSchemaMode, JsonSchemaValue
+from pydantic_core import CoreSchema
 from quart import Quart
 from werkzeug.routing import BaseConverter, Rule
 
@@ -162,6 +163,28 @@ def converter_components(
 def operation_id(function_name: str, rule: str, method: str) -> str:
     """FastAPI's ``generate_unique_id``: ``read_user_users__user_id__get``."""
     return re.sub(r"\W", "_", f"{function_name}{openapi_path(rule)}") + f"_{method.lower()}"
+
+
+class SpecComponent:
+    """Makes an annotated type one named component of the spec (a ``$defs`` entry).
+
+    Every field of that type then refers to it (``$ref``), so client generators make one
+    type of it, shared by requests and responses, instead of one inline enum per field.
+    """
+
+    def __init__(self, name: str, description: str) -> None:
+        self.name, self.description = name, description
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return {**handler(source), "ref": self.name}
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        target = handler.resolve_ref_schema(json_schema)
+        target.update(title=self.name, description=self.description)
+        return json_schema
 
 
 class Components:

@@ -16,15 +16,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    GetCoreSchemaHandler,
-    GetJsonSchemaHandler,
     StringConstraints,
     model_validator,
 )
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
 
-from core import Family, StashKey
+from core import Family, SpecComponent, StashKey
 
 
 class EventsSettings(BaseModel):
@@ -44,24 +40,6 @@ class EventsSettings(BaseModel):
 
 FAMILY = Family(__package__, EventsSettings)
 """This family in the running app: ``FAMILY.settings``, ``FAMILY.stash[SWEEPER]``."""
-
-
-class _Component:
-    """Makes an annotated type one named component of the spec (a ``$defs`` entry)."""
-
-    def __init__(self, name: str, description: str) -> None:
-        self.name, self.description = name, description
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
-        return {**handler(source), "ref": self.name}
-
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        json_schema = handler(schema)
-        target = handler.resolve_ref_schema(json_schema)
-        target.update(title=self.name, description=self.description)
-        return json_schema
 
 
 SPORTS = (
@@ -87,11 +65,11 @@ Sport = Annotated[
         "rowing",
         "other",
     ],
-    _Component("Sport", "The sport of an athlete profile."),
+    SpecComponent("Sport", "The sport of an athlete profile."),
 ]
 GoalStatus = Annotated[
     Literal["active", "completed", "abandoned", "replaced", "cancelled"],
-    _Component(
+    SpecComponent(
         "GoalStatus",
         "active; or history: completed (the event's day passed), abandoned (dropped by the "
         "user), replaced (another goal became active), cancelled (the event was retired).",

@@ -13,41 +13,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    GetCoreSchemaHandler,
-    GetJsonSchemaHandler,
     StringConstraints,
     field_validator,
 )
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
 
-from core import Family
-
-
-class _Component:
-    """Makes an annotated type one named component of the spec (a ``$defs`` entry).
-
-    Every field of that type then refers to it (``$ref``), so client generators make one
-    type of it, shared by requests and responses, instead of one inline enum per field.
-    """
-
-    def __init__(self, name: str, description: str) -> None:
-        self.name, self.description = name, description
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
-        return {**handler(source), "ref": self.name}
-
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        json_schema = handler(schema)
-        target = handler.resolve_ref_schema(json_schema)
-        target.update(title=self.name, description=self.description)
-        return json_schema
-
+from core import Family, SpecComponent
 
 Units = Annotated[
-    Literal["metric", "imperial"], _Component("Units", "How distances and weights are shown.")
+    Literal["metric", "imperial"], SpecComponent("Units", "How distances and weights are shown.")
 ]
 Sport = Annotated[
     Literal[
@@ -60,15 +33,15 @@ Sport = Annotated[
         "rowing",
         "other",
     ],
-    _Component("Sport", "The sport of an athlete profile."),
+    SpecComponent("Sport", "The sport of an athlete profile."),
 ]
 Level = Annotated[
     Literal["beginner", "intermediate", "advanced", "elite"],
-    _Component("Level", "The athlete's level in a sport."),
+    SpecComponent("Level", "The athlete's level in a sport."),
 ]
 DevicePlatform = Annotated[
     Literal["ios", "android", "web"],
-    _Component("DevicePlatform", "The platform of a device that receives pushes."),
+    SpecComponent("DevicePlatform", "The platform of a device that receives pushes."),
 ]
 NotificationStatus = Literal["queued", "sent", "failed", "muted", "no_devices"]
 DeliveryStatus = Literal["pending", "sent", "failed", "skipped"]
