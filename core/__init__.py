@@ -23,6 +23,7 @@ from core.clients import ServiceClient, UpstreamStream, UpstreamStreamError
 from core.endpoints import RequirementContext, RouteRequirement, endpoint
 from core.errors import ApiError, ConfigError, ConflictError, StartupError
 from core.families import USER_MODEL, Family, Stash, StashKey, User
+from core.fields import WholeNumber, omittable
 from core.hookspecs import PushMessage, ReadinessCheck, SourceEvent, hookimpl, hookspec
 from core.offline import running
 from core.openapi import SpecComponent
@@ -36,6 +37,7 @@ from core.outbox import (
 )
 from core.plugins import LoadedPlugin, Platform, PluginInfo, Registry
 from core.ratelimit import RateLimit
+from core.sse import EventStream, ServerSentEvent
 from core.subscriptions import Subscription, handled_once, mark_handled, prune_handled
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DeletionState",
+    "EventStream",
     "Family",
     "Identity",
     "LoadedPlugin",
@@ -59,6 +62,7 @@ __all__ = [
     "RequirementContext",
     "RouteRequirement",
     "Runtime",
+    "ServerSentEvent",
     "ServiceClient",
     "SourceEvent",
     "SpecComponent",
@@ -69,6 +73,7 @@ __all__ = [
     "UpstreamStream",
     "UpstreamStreamError",
     "User",
+    "WholeNumber",
     "account_deletion_state",
     "create_app",
     "current_platform",
@@ -80,6 +85,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "mark_handled",
+    "omittable",
     "outbox_backlog",
     "prune_handled",
     "request_account_deletion",

@@ -15,6 +15,7 @@ import gc
 import logging
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -23,8 +24,11 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from quart import Blueprint, Quart, Request, Response, request
+from quart.ctx import RequestContext
+from quart.globals import request_ctx
 from quart.routing import QuartMap
-from quart.typing import ResponseTypes
+from quart.signals import request_tearing_down
+from quart.typing import ResponseReturnValue, ResponseTypes
 from quart.wrappers import BaseRequestWebsocket
 from werkzeug.datastructures import ImmutableDict
 from werkzeug.exceptions import BadHost, BadRequest, HTTPException
@@ -199,6 +203,8 @@ class ImperfectQuart(Quart):
     url_map_class = _RouteMap
     _starting = False
     request_metrics: metrics.RequestMetrics | None = None  # set once the routes are known
+    cors: CorsPolicy | None = None  # None: CORS is off
+    unavailable: Mapping[str, str] = {}  # blueprint -> why it answers 503 (the runtime's)
 
     async def handle_request(self, request: Request) -> ResponseTypes:
         """Every request: its id (for its logs too), then metrics and the trace when done.
@@ -207,7 +213,7 @@ class ImperfectQuart(Quart):
         here is seen by everything the request does, its streamed body included, and by
         nothing else.
         """
-        incoming = request.headers.get("X-Request-ID", "")
+        incoming = _incoming_request_id(request.scope["headers"])
         request_id = incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()
         logs.REQUEST_ID.set(request_id)
         tracer = tracing.active()
@@ -230,6 +236,50 @@ class ImperfectQuart(Quart):
                     observed.route(endpoint) if observed else (metrics.UNMATCHED, metrics.NO_FAMILY)
                 )
                 tracer.end_request(span, request.method, route, family, status, request_id)
+
+    async def preprocess_request(
+        self, request_context: RequestContext | None = None
+    ) -> ResponseReturnValue | None:
+        """Core's checks before routing errors, auth or any handler; then any hooks.
+
+        A preflight is answered here; a route of a family left out at start-up is refused.
+        Quart's own pass over the blueprint chain is skipped when no request hook exists
+        (families may not add any, so that is the common case).
+        """
+        request = (request_context or request_ctx).request
+        if request.method == "OPTIONS" and _is_preflight(request):
+            return _preflight(self.cors, request)
+        if self.unavailable and (blueprint := request.blueprint) in self.unavailable:
+            raise ApiError(503, "plugin_unavailable", self.unavailable[blueprint or ""])
+        if not _any_hook(self.before_request_funcs) and not _any_hook(self.url_value_preprocessors):
+            return None
+        return await super().preprocess_request(request_context)
+
+    async def process_response(
+        self, response: ResponseTypes, request_context: RequestContext | None = None
+    ) -> ResponseTypes:
+        """Quart's after-request pass, skipped when it has nothing to do (no hook, no session)."""
+        context = request_context or request_ctx
+        if (
+            not context._after_request_functions
+            and not _any_hook(self.after_request_funcs)
+            and self.session_interface.is_null_session(context.session)
+        ):
+            return response
+        return await super().process_response(response, request_context)
+
+    async def do_teardown_request(
+        self, exc: BaseException | None, request_context: RequestContext | None = None
+    ) -> None:
+        """Quart's teardown; its pass over the blueprint chain only when a teardown hook exists."""
+        if _any_hook(self.teardown_request_funcs):
+            await super().do_teardown_request(exc, request_context)
+            return
+        await request_tearing_down.send_async(
+            self,
+            _sync_wrapper=self.ensure_async,  # type: ignore[arg-type]
+            exc=exc,
+        )
 
     def raise_routing_exception(self, request: BaseRequestWebsocket) -> NoReturn:
         error = request.routing_exception
@@ -466,6 +516,23 @@ _REQUEST_HOOKS = (
 )
 
 
+def _incoming_request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The client's ``X-Request-ID`` (the first one), read from the ASGI scope's headers.
+
+    ``request.headers.get`` would build (and catch) a Werkzeug error for the common request
+    that sends none; ASGI header names are lower case.
+    """
+    for name, value in headers:
+        if name == b"x-request-id":
+            return value.decode("latin-1")
+    return ""
+
+
+def _any_hook(funcs: Mapping[Any, list[Any]]) -> bool:
+    """Whether any app- or blueprint-wide function of one per-request kind is registered."""
+    return any(funcs.values())
+
+
 def _request_hook_counts(app: Quart) -> dict[str, int]:
     """How many per-request functions of each kind are registered, app- and blueprint-wide."""
     return {
@@ -473,41 +540,24 @@ def _request_hook_counts(app: Quart) -> dict[str, int]:
     }
 
 
-def _install_request_pipeline(app: Quart) -> None:
+def _install_request_pipeline(app: ImperfectQuart) -> None:
     runtime = runtime_of(app)
     cors = CorsPolicy.from_settings(runtime.core)
-    # The request id, metrics and the trace are ImperfectQuart.handle_request's: one
-    # wrapper around everything below, rather than a hook per concern.
+    # The request id, metrics and the trace are ImperfectQuart.handle_request's, preflights
+    # and unavailable families its preprocess_request's: one pipeline, no hook per concern.
+    app.cors = cors
+    app.unavailable = runtime.unavailable
     logs.install()
-
-    @app.before_request
-    async def _cors_preflight() -> Response | None:
-        # A preflight is answered here, before routing errors, auth or any handler.
-        if not _is_preflight():
-            return None
-        origin = request.headers["Origin"]
-        if cors is None:
-            return _cors_refusal("Cross-origin requests are not enabled on this deployment.")
-        return cors.preflight(
-            origin,
-            request.headers["Access-Control-Request-Method"],
-            request.headers.get("Access-Control-Request-Headers", ""),
-        )
 
     if cors is not None:
 
         @app.after_request
         async def _cors_headers(response: Response) -> Response:
-            if _is_preflight():
-                response.vary.add("Origin")  # answered (or refused) by _cors_preflight
+            if _is_preflight(request):
+                response.vary.add("Origin")  # answered (or refused) by ImperfectQuart
             else:
                 cors.decorate(response, request.headers.get("Origin"))
             return response
-
-    @app.before_request
-    async def _refuse_unavailable_family() -> None:
-        if runtime.unavailable and request.blueprint in runtime.unavailable:
-            raise ApiError(503, "plugin_unavailable", runtime.unavailable[request.blueprint])
 
 
 @dataclass(frozen=True)
@@ -573,12 +623,24 @@ class CorsPolicy:
             response.headers[name] = value
 
 
-def _is_preflight() -> bool:
+def _is_preflight(request: BaseRequestWebsocket) -> bool:
     headers = request.headers
     return (
         request.method == "OPTIONS"
         and "Origin" in headers
         and "Access-Control-Request-Method" in headers
+    )
+
+
+def _preflight(cors: CorsPolicy | None, request: BaseRequestWebsocket) -> Response:
+    """A preflight's answer, before routing errors, auth or any handler."""
+    origin = request.headers["Origin"]
+    if cors is None:
+        return _cors_refusal("Cross-origin requests are not enabled on this deployment.")
+    return cors.preflight(
+        origin,
+        request.headers["Access-Control-Request-Method"],
+        request.headers.get("Access-Control-Request-Headers", ""),
     )
 
 

@@ -120,6 +120,10 @@ class CoreSettings(BaseSettings):
     readiness_timeout: float = Field(
         2.0, gt=0, validation_alias=AliasChoices("IMPERFECT_READINESS_TIMEOUT")
     )
+    # Seconds between `: heartbeat` comments on an idle Server-Sent Events stream.
+    sse_heartbeat_seconds: float = Field(
+        15.0, gt=0, le=3600, validation_alias=AliasChoices("IMPERFECT_SSE_HEARTBEAT_SECONDS")
+    )
     # CORS: exact origins (comma-separated); empty means CORS is off.
     cors_origins: str = Field("", validation_alias=AliasChoices("IMPERFECT_CORS_ORIGINS"))
     cors_methods: str = Field(

@@ -29,6 +29,7 @@ from quart import Request, Response, current_app, request
 from core.auth import Identity, require_admin
 from core.errors import ApiError, RequestValidationError, pydantic_errors
 from core.ratelimit import Per, RateLimit, declared_limits
+from core.sse import EventStream, respond
 
 AuthLevel = Literal["public", "user", "admin"]
 JSON = "application/json"
@@ -89,6 +90,8 @@ class Endpoint:
     raw_body: bool = False
     raw_body_media_type: str | None = None
     rate_limits: tuple[RateLimit, ...] = ()  # shortest window first; empty: not limited
+    stream: EventStream | None = field(default=None, compare=False)
+    headers: tuple[tuple[str, str], ...] = ()  # success response headers: (name, description)
     response_adapter: TypeAdapter[Any] | None = field(default=None, compare=False)
     status_adapters: Mapping[int, TypeAdapter[Any]] = field(default_factory=dict, compare=False)
 
@@ -114,7 +117,9 @@ def endpoint(
     raw_body: bool | str = False,
     rate_limits: Iterable[RateLimit | str] = (),
     rate_limit_by: Per = "user",
-) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+    stream: EventStream | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]]:
     """Declare a handler's contract.
 
     ``auth`` is ``"user"`` (a valid Firebase ID token; the default),
@@ -139,15 +144,30 @@ def endpoint(
     such as ``"10/minute"`` counted per ``rate_limit_by`` (``"user"``, the default, ``"ip"``
     or ``"route"``); over any of them the request is refused with 429 ``rate_limited``
     before its body is read, and the spec documents the 429.
+    ``stream`` (an :class:`~core.EventStream`) makes the route answer Server-Sent Events:
+    the handler is an async generator yielding :class:`~core.ServerSentEvent` objects
+    (see :mod:`core.sse`), and it receives ``last_event_id`` (the ``Last-Event-ID``
+    header, or None) when its signature names it. ``headers`` documents the headers the
+    handler sets on its success response (name -> description, for example
+    ``{"Content-Language": "The language served."}``); the spec lists them as always sent.
     """
 
-    def decorate(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        if not inspect.iscoroutinefunction(handler):
-            raise TypeError(f"@endpoint handler {handler.__qualname__} must be async def")
+    def decorate(handler: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        where = f"@endpoint handler {handler.__qualname__}"
+        if stream is not None:
+            if not inspect.isasyncgenfunction(handler):
+                raise TypeError(f"{where} declares stream=, so it must be an async generator")
+            if response is not None or status != 200:
+                raise TypeError(
+                    f"{where} declares stream=, which answers 200: no response=/status="
+                )
+        elif not inspect.iscoroutinefunction(handler):
+            raise TypeError(f"{where} must be async def")
         adapter = TypeAdapter(response) if response is not None else None
         wanted = set(inspect.signature(handler).parameters)
         _check_signature(handler, wanted, body=body, query=query, auth=auth, raw_body=raw_body)
-        where = f"@endpoint handler {handler.__qualname__}"
+        if "last_event_id" in wanted and stream is None:
+            raise TypeError(f"{where} takes 'last_event_id' but declares no stream=")
         windows = declared_limits(rate_limits, rate_limit_by, where)
         if auth == "public" and any(w.per == "user" for w in windows):
             raise TypeError(
@@ -179,8 +199,11 @@ def endpoint(
             rate_limits=windows,
             response_adapter=adapter,
             status_adapters={code: TypeAdapter(model) for code, model in (responses or {}).items()},
+            stream=stream,
+            headers=tuple((headers or {}).items()),
         )
         wants_user, wants_identity = "user" in wanted, "identity" in wanted
+        wants_last_event_id = "last_event_id" in wanted
         query_lists = _list_fields(query) if query else frozenset()
         route_key = f"{handler.__module__}.{handler.__qualname__}"
 
@@ -201,7 +224,12 @@ def endpoint(
                 kwargs["query"] = _parse_query(query, query_lists)
             if body is not None:
                 kwargs["body"] = await _parse_body(body)
-            return _respond(declared, await handler(**kwargs))
+            if stream is None:
+                return _respond(declared, await handler(**kwargs))
+            if wants_last_event_id:
+                kwargs["last_event_id"] = request.headers.get("Last-Event-ID")
+            heartbeat = current_app.extensions["imperfect"].core.sse_heartbeat_seconds
+            return await respond(stream, handler(**kwargs), heartbeat)
 
         @functools.wraps(handler)
         async def wrapper(**kwargs: Any) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -29,6 +29,7 @@ from core.endpoints import Endpoint, RouteRequirement, declared_endpoint
 from core.errors import ConflictError, ErrorResponse, HTTPValidationError
 
 OPENAPI_VERSION = "3.1.0"
+STREAM_MEDIA_TYPE = "text/event-stream"
 REF = "#/components/schemas/{model}"
 HEADER_REF = "#/components/headers/{name}"
 SECURITY_SCHEME = "FirebaseBearer"
@@ -363,6 +364,8 @@ def _owner_schemas(
             inputs.append(((op, "response"), "serialization", adapter))
         for status, model in op.declared.responses:
             inputs.append(((op, status), "serialization", TypeAdapter(model)))
+        for event, model in (op.declared.stream.events if op.declared.stream else {}).items():
+            inputs.append(((op, "event", event), "serialization", TypeAdapter(model)))
     if not inputs:
         return {op: (None, None, [], {}) for op in ops}
     by_key, defs = TypeAdapter.json_schemas(inputs, ref_template=REF)
@@ -376,7 +379,7 @@ def _owner_schemas(
             query_params = _query_parameters(query_schema, defs.get("$defs", {}))
         result[op] = (
             by_key.get(((op, "body"), "validation")),
-            by_key.get(((op, "response"), "serialization")),
+            _stream_schemas(op, by_key) or by_key.get(((op, "response"), "serialization")),
             query_params,
             {
                 status: by_key[((op, status), "serialization")]
@@ -384,6 +387,70 @@ def _owner_schemas(
             },
         )
     return result
+
+
+def _stream_schemas(op: Operation, by_key: Mapping[Any, Any]) -> dict[str, Any] | None:
+    """A streaming route's 200 content: ``text/event-stream`` and the JSON fallback.
+
+    Before OpenAPI 3.2 (this document is 3.1), a sequential media type's ``schema``
+    describes one item, here one event as it is on the wire: ``{event, id, data}`` with
+    ``data`` the JSON text whose ``contentSchema`` is the event's model (a component). That
+    is what 3.2 calls ``itemSchema``, and what 3.1 tools (schemathesis, Redocly, code
+    generators) read. The ``application/json`` answer (``Accept: application/json``) is the
+    same events in one document, ``data`` parsed.
+    """
+    stream = op.declared.stream
+    if stream is None:
+        return None
+
+    def one_of(
+        id_schema: dict[str, Any], data: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        variants = [
+            {
+                "type": "object",
+                "title": f"{event} event",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": {"const": event},
+                    "id": id_schema,
+                    "data": data(by_key[((op, "event", event), "serialization")]),
+                },
+            }
+            for event in stream.events
+        ]
+        return variants[0] if len(variants) == 1 else {"oneOf": variants}
+
+    def as_text(model: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "string", "contentMediaType": "application/json", "contentSchema": model}
+
+    names = ", ".join(f"`{event}`" for event in stream.events)
+    described = f"{stream.description} " if stream.description else ""
+    per_event = one_of({"type": "string"}, as_text)
+    per_event["description"] = (
+        f"{described}Server-Sent Events ({names}): each frame is `id:` (when the event has "
+        "one), `event:` and one `data:` line holding the event's JSON; `: heartbeat` comment "
+        "lines keep an idle stream open. This schema describes one event."
+    )
+    return {
+        STREAM_MEDIA_TYPE: {"schema": per_event},
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "description": "The finished stream as one document, for clients that "
+                "cannot stream (`Accept: application/json`): the same events, in order.",
+                "required": ["events"],
+                "properties": {
+                    "events": {
+                        "type": "array",
+                        "items": one_of(
+                            {"anyOf": [{"type": "string"}, {"type": "null"}]}, lambda model: model
+                        ),
+                    }
+                },
+            }
+        },
+    }
 
 
 def _references(value: Any, found: set[str]) -> set[str]:
@@ -477,12 +544,22 @@ def _operation(
     in_path = path_parameters(op.rule.rule, op.rule.map.converters)
     parameters = in_path + query_params
     success: dict[str, Any] = {"description": "Successful Response"}
-    if response_schema is not None:
+    if declared.stream is not None:
+        success["content"] = response_schema
+    elif response_schema is not None:
         success["content"] = {declared.media_type: {"schema": response_schema}}
     elif declared.media_type != "application/json":
         success["content"] = {declared.media_type: {"schema": {"type": "string"}}}
     if 300 <= declared.status < 400:
         success["headers"] = {"Location": LOCATION_HEADER}
+    if declared.headers:
+        success["headers"] = {
+            **success.get("headers", {}),
+            **{
+                name: {"description": text, "required": True, "schema": {"type": "string"}}
+                for name, text in declared.headers
+            },
+        }
     responses: dict[str, Any] = {str(declared.status): success}
     error_statuses = set(declared.errors)
     for requirement in required:
@@ -507,6 +584,8 @@ def _operation(
             "description": HTTPStatus(status).phrase,
             "content": {declared.media_type: {"schema": schema}},
         }
+        if 300 <= status < 400:
+            responses[str(status)]["headers"] = {"Location": LOCATION_HEADER}
     if "503" in responses:
         if "503" not in {str(status) for status in others}:
             responses["503"]["description"] = UNAVAILABLE_DESCRIPTION
