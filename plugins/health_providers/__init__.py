@@ -18,7 +18,7 @@ from core import (
     User,
     hookimpl,
 )
-from plugins.health_providers import hookspecs, service
+from plugins.health_providers import home, hookspecs, service
 from plugins.health_providers.clients import ALICE, AliceClient
 from plugins.health_providers.hookspecs import ProviderSpec
 from plugins.health_providers.reconcile import RECONCILER, Reconciler
@@ -154,3 +154,30 @@ async def account_deleted(plugin: LoadedPlugin, user: User) -> None:
 @hookimpl
 async def account_export(user: User) -> Mapping[str, Any]:
     return await service.export_user(user)
+
+
+# --- the home family's hooks (optional: home may be disabled) -----------------------------
+
+
+@hookimpl(optionalhook=True)
+async def home_parts(user: User) -> Mapping[str, Any]:
+    return await home.connection_summary(user)
+
+
+@hookimpl(optionalhook=True)
+def board_sections() -> Iterable[Mapping[str, Any]]:
+    return [home.TRAINING_LOAD]
+
+
+@hookimpl(optionalhook=True)
+async def board_section(plugin: LoadedPlugin, user: User, name: str) -> Mapping[str, Any] | None:
+    if name != home.TRAINING_LOAD["name"]:
+        return None
+    return await home.training_load(plugin.stash[ALICE_CLIENT], user)
+
+
+@hookimpl(optionalhook=True)
+async def home_activity(
+    plugin: LoadedPlugin, user: User, activity_id: str
+) -> Mapping[str, Any] | None:
+    return await home.activity(plugin.stash[ALICE_CLIENT], user, activity_id)

@@ -8,6 +8,7 @@ import json
 import logging
 from datetime import date, datetime
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from pydantic import ValidationError as PydanticValidationError
@@ -49,6 +50,15 @@ class AliceActivity(_AliceModel):
     start_time: datetime
     duration_s: float = Field(ge=0)
     distance_m: float | None = Field(None, ge=0)
+
+
+class AliceActivityDetail(AliceActivity):
+    """One activity with the details alice keeps when the provider sent them."""
+
+    average_heart_rate: int | None = Field(None, gt=0)
+    max_heart_rate: int | None = Field(None, gt=0)
+    elevation_gain_m: float | None = Field(None, ge=0)
+    calories: float | None = Field(None, ge=0)
 
 
 class AliceDaily(_AliceModel):
@@ -160,6 +170,17 @@ class AliceClient:
         self, user_id: int, provider: str, start: date, end: date
     ) -> list[AliceActivity]:
         return await self._read_all(user_id, "activities", provider, start, end, AliceActivity)
+
+    async def activity(self, user_id: int, activity_id: str) -> AliceActivityDetail | None:
+        """One of the user's activities, or ``None`` when alice has none with that id."""
+        response = await self.http.request(
+            "GET", f"/v1/users/{user_id}/activities/{quote(activity_id, safe='')}"
+        )
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._refused(response, "read the activity")
+        return self.http.parse(response, AliceActivityDetail)
 
     async def dailies(
         self, user_id: int, provider: str, start: date, end: date

@@ -306,6 +306,15 @@ def _build_app(alice: FakeAlice) -> Quart:
         end = start + len(page)
         return {"items": page, "next_cursor": f"c{end}", "has_more": end < len(alice.published)}
 
+    @app.get("/v1/users/<user_id>/activities/<activity_id>")
+    async def read_activity(user_id: str, activity_id: str) -> Response | dict[str, Any]:
+        for (owner, _, resource), items in alice.data.items():
+            if owner == user_id and resource == "activities":
+                for item in items:
+                    if item.get("id") == activity_id:
+                        return item
+        return _error(404, "not_found", "no such activity")
+
     @app.get("/v1/users/<user_id>/<resource>")
     async def read_data(user_id: str, resource: str) -> Response | dict[str, Any]:
         if resource not in RESOURCES:

@@ -9,6 +9,7 @@ import click
 from quart import Blueprint
 
 from core import LoadedPlugin, PluginInfo, hookimpl
+from imperfect_example.channel import Postbox
 from imperfect_example.routes import blueprint
 from imperfect_example.schemas import ExampleSettings
 from imperfect_example.service import count_notes
@@ -57,3 +58,9 @@ def cli_commands(plugin: LoadedPlugin) -> Iterable[click.Command]:
 async def notices(plugin: LoadedPlugin) -> list[str]:
     """Implements the hook that the ``noticeboard`` family defines."""
     return [f"{plugin.settings.greeting}: {await count_notes()} note(s) stored"]
+
+
+@hookimpl(optionalhook=True)
+def channels(plugin: LoadedPlugin) -> list[Postbox]:
+    """Implements the hook that the ``channels`` family defines: one more chat channel."""
+    return [Postbox(plugin.settings)]

@@ -13,6 +13,9 @@ class ExampleSettings(BaseModel):
     greeting: str = "Hello"
     api_key: SecretStr
     max_notes: int = Field(100, ge=1)
+    # The Postbox chat channel (channel.py): its webhook key and where it sends.
+    postbox_secret: SecretStr = SecretStr("")
+    postbox_url: str = ""
 
 
 FAMILY = Family(__package__, ExampleSettings)
