@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import re
 import time
 import tomllib
@@ -22,27 +23,29 @@ from typing import Any
 
 import cbor2
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.x509.oid import NameOID
 from werkzeug.routing import IntegerConverter
 
+from core import ConfigError, create_app
 from core.endpoints import declared_endpoint
 from plugins.attestation import appattest
 from plugins.attestation.models import Challenge, Device, ProbeNonce
 from plugins.attestation.probes import signed_text
 from plugins.attestation.service import client_data
+from plugins.users.models import Device as PushDevice
 from tests.fakes.play_integrity import FakePlayIntegrity
-from tests.support import ROOT
+from tests.support import ROOT, fcm_token
+from tests.support.app_attest import (
+    APP_ID,
+    PACKAGE,
+    FakeAppleCA,
+    attestation_settings,
+    public_pem,
+)
 
-TEAM_ID = "TEAMID1234"
-BUNDLE = "com.example.coach"
-APP_ID = f"{TEAM_ID}.{BUNDLE}"
-PACKAGE = "com.example.coach"
 DEV_AAGUID = b"appattestdevelop"
 PROD_AAGUID = b"appattest" + b"\x00" * 7
-PROBE_KEY = "probe-token-key-for-tests-0123456789abcdef"
 
 
 def b64url(data: bytes) -> str:
@@ -54,68 +57,6 @@ def unb64url(text: str) -> bytes:
 
 
 # --- an App Attest CA and device, offline ------------------------------------------------
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _certificate(
-    subject: str,
-    public_key: Any,
-    issuer: str,
-    issuer_key: Any,
-    *,
-    ca: bool,
-    extensions: tuple[x509.ExtensionType, ...] = (),
-) -> x509.Certificate:
-    now = datetime.now(UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    for extension in extensions:
-        builder = builder.add_extension(extension, critical=False)
-    hash_algorithm = hashes.SHA384() if ca else hashes.SHA256()
-    return builder.sign(issuer_key, hash_algorithm)
-
-
-class FakeAppleCA:
-    """A root and an intermediate in the roles of Apple's App Attestation CAs."""
-
-    def __init__(self, name: str = "Test App Attestation Root CA") -> None:
-        self.root_key = ec.generate_private_key(ec.SECP384R1())
-        self.root = _certificate(name, self.root_key.public_key(), name, self.root_key, ca=True)
-        self.intermediate_key = ec.generate_private_key(ec.SECP384R1())
-        self.intermediate = _certificate(
-            "Test App Attestation CA 1",
-            self.intermediate_key.public_key(),
-            name,
-            self.root_key,
-            ca=True,
-        )
-
-    @property
-    def root_pem(self) -> str:
-        return self.root.public_bytes(serialization.Encoding.PEM).decode()
-
-    def credential(self, public_key: Any, nonce: bytes) -> x509.Certificate:
-        value = bytes([0x30, len(nonce) + 4, 0xA1, len(nonce) + 2, 0x04, len(nonce)]) + nonce
-        extension = x509.UnrecognizedExtension(appattest.NONCE_OID, value)
-        return _certificate(
-            "app attest credential",
-            public_key,
-            "Test App Attestation CA 1",
-            self.intermediate_key,
-            ca=False,
-            extensions=(extension,),
-        )
 
 
 def _point(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -217,38 +158,10 @@ def probe_key() -> ed25519.Ed25519PrivateKey:
     return ed25519.Ed25519PrivateKey.generate()
 
 
-def _pem(private: Any) -> str:
-    return (
-        private.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-
-
-def attestation_settings(
-    ca: FakeAppleCA, play: FakePlayIntegrity | None, probe: Any, **extra: Any
-) -> dict[str, Any]:
-    settings: dict[str, Any] = {
-        "apple_team_id": TEAM_ID,
-        "apple_bundle_ids": [BUNDLE],
-        "apple_environment": "development",
-        "apple_root_ca": ca.root_pem,
-        "probe_token_key": PROBE_KEY,
-        "probe_keys": {"monitor": _pem(probe), "unused": ""},
-    }
-    if play is not None:
-        settings |= {
-            "play_package_name": PACKAGE,
-            "play_integrity_url": play.url,
-            "play_integrity_bearer": play.bearer,
-        }
-    return settings | extra
-
-
-def plugins(settings: dict[str, Any]) -> dict[str, Any]:
+def plugins(settings: dict[str, Any], **users: Any) -> dict[str, Any]:
     return {
         "root": {"module": "plugins.root"},
-        "users": {"module": "plugins.users"},
+        "users": {"module": "plugins.users", "settings": users},
         "attestation": {"module": "plugins.attestation", "settings": settings},
     }
 
@@ -296,9 +209,16 @@ async def attested_ios(client, headers, ca) -> tuple[AppKey, int]:
 
 
 def proof(
-    key: AppKey, device_id: int, value: str, method: str, path: str, counter: int, **kw: Any
+    key: AppKey,
+    device_id: int,
+    value: str,
+    method: str,
+    path: str,
+    counter: int,
+    body: bytes = b"",
+    **kw: Any,
 ) -> dict[str, str]:
-    digest = hashlib.sha256(client_data(method, path, value, b"")).digest()
+    digest = hashlib.sha256(client_data(method, path, value, body)).digest()
     return {
         "X-Attest-Device": str(device_id),
         "X-Attest-Challenge": value,
@@ -389,7 +309,7 @@ async def test_each_tampered_attestation_field_fails_with_its_own_reason(
             },
             headers=headers,
         )
-        assert (garbage.status_code, await code_of(garbage)) == (400, "attestation_malformed")
+        assert (garbage.status_code, await code_of(garbage)) == (403, "attestation_malformed")
         assert await Device.all().count() == 0  # nothing refused was stored
 
 
@@ -589,6 +509,8 @@ async def test_play_integrity_verdicts_package_nonce_and_freshness(
         )
         assert await refused(nonce=b64url(b"\x01" * 32)) == (403, "integrity_nonce_mismatch")
         assert await refused(timestamp_millis=old) == (403, "integrity_token_stale")
+        ahead = int((time.time() + 600) * 1000)
+        assert await refused(timestamp_millis=ahead) == (403, "integrity_token_stale")
 
         value = await challenge(client, headers)
         other_package = fake_play.issue("com.example.other", nonce=value)
@@ -741,7 +663,7 @@ async def test_a_probe_proves_the_chain_and_replays_and_stale_requests_are_refus
 async def test_a_p256_probe_key_works_too(app_client, ca, probe_key):
     p256 = ec.generate_private_key(ec.SECP256R1())
     settings = attestation_settings(ca, None, probe_key)
-    settings["probe_keys"] = {"monitor": _pem(p256)}
+    settings["probe_keys"] = {"monitor": public_pem(p256)}
     async with app_client(plugins(settings)) as client:
         await probe_token(client, p256)
 
@@ -787,6 +709,75 @@ async def test_a_probe_identity_reaches_no_signed_in_route_of_the_live_app(
         }
 
 
+# --- users routes a deployment guards ------------------------------------------------
+
+
+GUARDED = {"require_attestation_for": ["account_deletion", "device_registration"]}
+
+
+async def test_users_can_require_attestation_for_device_registration_and_deletion(
+    app_client, auth_emulator, ca, probe_key
+):
+    settings = attestation_settings(ca, None, probe_key)
+    async with app_client(plugins(settings, **GUARDED)) as client:
+        alice = await runner(client, auth_emulator)
+        key, device = await attested_ios(client, alice, ca)
+        registration = json.dumps({"token": fcm_token(), "platform": "ios"}).encode()
+        as_json = {**alice, "Content-Type": "application/json"}
+
+        bare = await client.post("/notifications/devices", data=registration, headers=as_json)
+        assert (bare.status_code, await code_of(bare)) == (403, "attestation_required")
+        value = await challenge(client, alice, "assertion")
+        other_body = proof(key, device, value, "POST", "/notifications/devices", 1, b"{}")
+        bound_elsewhere = await client.post(
+            "/notifications/devices", data=registration, headers={**as_json, **other_body}
+        )
+        assert await code_of(bound_elsewhere) == "assertion_signature_invalid"
+        assert await PushDevice.all().count() == 0  # nothing refused was stored
+        value = await challenge(client, alice, "assertion")
+        signed = proof(key, device, value, "POST", "/notifications/devices", 2, registration)
+        registered = await client.post(
+            "/notifications/devices", data=registration, headers={**as_json, **signed}
+        )
+        assert registered.status_code == 201, await registered.get_json()
+
+        refused = await client.delete("/account", headers=alice)
+        assert (refused.status_code, await code_of(refused)) == (403, "attestation_required")
+        assert (await client.get("/users/me", headers=alice)).status_code == 200
+        value = await challenge(client, alice, "assertion")
+        deleted = await client.delete(
+            "/account", headers={**alice, **proof(key, device, value, "DELETE", "/account", 3)}
+        )
+        assert deleted.status_code in (202, 204), await deleted.get_json()
+        assert await Device.all().count() == 0 and await PushDevice.all().count() == 0
+
+        spec = await (await client.get("/openapi.json")).get_json()
+    for path, method in (("/account", "delete"), ("/notifications/devices", "post")):
+        operation = spec["paths"][path][method]
+        assert operation["security"] == [{"FirebaseBearer": [], "attested": []}], path
+        assert "403" in operation["responses"]
+
+
+async def test_users_routes_are_unguarded_by_default(attest_app, auth_emulator):
+    async with attest_app() as client:
+        alice = await runner(client, auth_emulator)
+        body = {"token": fcm_token(), "platform": "android"}
+        registered = await client.post("/notifications/devices", json=body, headers=alice)
+        assert registered.status_code == 201
+        spec = await (await client.get("/openapi.json")).get_json()
+    assert spec["paths"]["/account"]["delete"]["security"] == [{"FirebaseBearer": []}]
+
+
+def test_requiring_attestation_without_the_family_stops_start_up(core_settings):
+    families = plugins({}, require_attestation_for=["account_deletion"])
+    del families["attestation"]
+    with pytest.raises(ConfigError, match="plugin 'users': /account requires 'attested'"):
+        create_app(core_settings(families))
+    families["users"]["settings"]["require_attestation_for"] = ["everything"]
+    with pytest.raises(ConfigError, match="require_attestation_for"):
+        create_app(core_settings(families))
+
+
 # --- the account, the spec ------------------------------------------------------------
 
 
@@ -821,14 +812,53 @@ async def test_the_spec_documents_the_guard(attest_app):
     assert "health_probe" not in schemes  # public for Firebase; the description says how
     delete = spec["paths"]["/attest/devices/{device_id}"]["delete"]
     assert delete["security"] == [{"FirebaseBearer": [], "attested": []}]
-    assert {"400", "403", "404", "503"} <= set(delete["responses"])
+    assert {"401", "403", "404", "503"} <= set(delete["responses"])
     assert "X-Attest-Challenge" in delete["description"]
     check = spec["paths"]["/auth/health-probe/check"]["get"]
     assert check["security"] == []
     assert "POST /auth/health-probe/token" in check["description"]
     assert {"200", "401", "503"} <= set(check["responses"])
+    verify = spec["paths"]["/attest/verify"]["post"]
+    assert {"403", "409", "422", "503"} <= set(verify["responses"])
+    assert "400" not in verify["responses"]  # what the schema cannot say is a refused proof
+    schemas = spec["components"]["schemas"]
+    ios, android = schemas["IosVerifyIn"], schemas["AndroidVerifyIn"]
+    assert ios["additionalProperties"] is False and android["additionalProperties"] is False
+    assert set(ios["required"]) == {"platform", "challenge", "key_id", "attestation"}
+    assert set(android["required"]) == {"platform", "challenge", "integrity_token"}
+    assert ios["properties"]["key_id"]["pattern"] == r"^[A-Za-z0-9+/_-]{43}=?$"
     assert "429" in spec["paths"]["/attest/challenge"]["post"]["responses"]
     assert "429" in spec["paths"]["/auth/health-probe/token"]["post"]["responses"]
+
+
+async def test_a_verify_body_takes_exactly_its_platforms_fields(attest_app, auth_emulator, ca):
+    """What the spec says, the route holds to: one shape per platform, no field of the
+    other, a key id of 32 bytes, base64 that decodes; and a refused body spends nothing."""
+    async with attest_app() as client:
+        alice = await runner(client, auth_emulator)
+        value = await challenge(client, alice)
+        key = AppKey.new()
+        ios = {
+            "platform": "ios",
+            "challenge": value,
+            "key_id": base64.b64encode(key.key_id).decode(),
+            "attestation": key.attest(ca, unb64url(value)),
+        }
+        refused = [
+            {**ios, "integrity_token": "t.t"},
+            {k: v for k, v in ios.items() if k != "attestation"},
+            {**ios, "key_id": base64.b64encode(b"\x01" * 31).decode()},
+            {**ios, "attestation": ios["attestation"] + "A"},  # 1 mod 4: not base64
+            {"platform": "android", "challenge": value, "integrity_token": "t.t", "key_id": "x"},
+            {"platform": "windows", "challenge": value},
+            {**ios, "challenge": value + "A"},
+        ]
+        for body in refused:
+            response = await client.post("/attest/verify", json=body, headers=alice)
+            assert response.status_code == 422, (body, await response.get_json())
+        assert await Challenge.filter(challenge=value, used_at__isnull=True).exists()
+        accepted = await client.post("/attest/verify", json=ios, headers=alice)
+        assert accepted.status_code == 201, await accepted.get_json()
 
 
 async def test_unconfigured_platforms_answer_503(app_client, auth_emulator):

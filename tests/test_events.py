@@ -23,7 +23,7 @@ from plugins.events import service
 from plugins.events.models import Event, EventDistance, UserEvent
 from tests.conftest import ON_POSTGRES
 from tests.support import PASSWORD, bearer, new_account, runtime_of, users_family
-from tests.support.rows import all_rows
+from tests.support.rows import all_rows, user_rows
 
 CORPUS_SIZE = int(os.environ.get("IMPERFECT_EVENTS_CORPUS", "5000"))
 HUGE = "x" * 10_000
@@ -175,8 +175,9 @@ def brute_force(corpus: list[dict[str, Any]], query: dict[str, Any]) -> list[int
         if not any(low <= km <= high for km in item["kms"]):
             continue
         if "q" in query:
+            wanted = service.words(query["q"])
             have = service.words(f"{item['name']} {item['place_name']}")
-            if not all(any(w.startswith(t) for w in have) for t in service.words(query["q"])):
+            if not wanted or not all(any(w.startswith(t) for w in have) for t in wanted):
                 continue
         if "near" in query:
             lat, lng = (float(x) for x in query["near"].split(","))
@@ -237,6 +238,11 @@ FILTERS: list[dict[str, str]] = [
     },
     {"sport": "running", "country": "US", "distance_min_km": "21", "distance_max_km": "43"},
     {"q": "nothing-matches-this"},
+    # Filters that hold no event, and radius_km alone (read only with near).
+    {"q": "?!"},
+    {"date_from": "2031-05-02", "date_to": "2031-05-01"},
+    {"distance_min_km": "50", "distance_max_km": "10"},
+    {"radius_km": "10", "sport": "swimming"},
 ]
 
 
@@ -370,6 +376,9 @@ async def test_an_event_is_served_in_the_language_asked_for_with_fallback(
             return body["language"], body["name"]
 
         assert await served() == ("de", "Berlin-Marathon")  # no preference: the default
+        spec = await (await client.get("/openapi.json")).get_json()
+        documented = spec["paths"]["/events/{event_id}"]["get"]["responses"]["200"]["headers"]
+        assert documented["Content-Language"]["required"] is True
         assert await served({"Accept-Language": "fr-CH, fr;q=0.9, en;q=0.8"}) == (
             "fr",
             "Marathon de Berlin",
@@ -612,6 +621,31 @@ async def test_no_user_sees_or_changes_another_users_goals(app_client, auth_emul
         assert (await leaked.get_json())["items"] == []
         assert await all_rows() == before
         assert (await client.get("/user_events/active", headers=a)).status_code == 200
+        # B setting a goal of B's own leaves every row of A's as it was.
+        a_id = (await (await client.get("/users/me", headers=a)).get_json())["id"]
+        a_rows = await user_rows(a_id)
+        mine = await client.post("/user_events", json={"event_id": event["id"]}, headers=b)
+        assert mine.status_code == 201
+        assert await user_rows(a_id) == a_rows
+        # Every signed-in route of the family is one of those above: a route added later
+        # fails here until it has its case.
+        assert signed_in_routes(client, "events") == {
+            ("POST", "/user_events"),
+            ("GET", "/user_events/active"),
+            ("DELETE", "/user_events/active"),
+            ("GET", "/user_events/history"),
+        }
+
+
+def signed_in_routes(client, family: str) -> set[tuple[str, str]]:
+    """``(method, rule)`` of every route of ``family`` a signed-in user calls (auth="user")."""
+    found = set()
+    for rule in client.app.url_map.iter_rules():
+        owner = runtime_of(client).blueprint_owners.get(rule.endpoint.rpartition(".")[0])
+        declared = declared_endpoint(client.app.view_functions[rule.endpoint])
+        if owner == family and declared is not None and declared.auth == "user":
+            found |= {(m, rule.rule) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    return found
 
 
 BAD_INPUT: dict[tuple[str, str], list[Any]] = {
@@ -622,10 +656,8 @@ BAD_INPUT: dict[tuple[str, str], list[Any]] = {
         "date_from=2025-13-01",
         "date_from=1999-12-31",
         "date_to=2101-01-01",
-        "date_from=2031-05-02&date_to=2031-05-01",
         "distance_min_km=-1",
         "distance_min_km=ten",
-        "distance_min_km=50&distance_max_km=10",
         "distance_max_km=100000",
         "country=France",
         "near=91,0",
@@ -633,16 +665,24 @@ BAD_INPUT: dict[tuple[str, str], list[Any]] = {
         "near=48.8",
         "near=north,east",
         "near=nan,nan",
+        "near=1e1,2",
+        "near=%2B48.8,2.3",
         "near=48.8,2.3&radius_km=0",
         "near=48.8,2.3&radius_km=50000",
-        "radius_km=10",
         "cursor=not-a-cursor",
         f"cursor={HUGE}",
+        "cursor=AAAtSQAAAAAAAAT",
         "limit=0",
         "limit=101",
         "page=2",
     ],
-    ("GET", "/events/<int:event_id>"): ["lang=xx", "lang=fr_FR", f"lang={HUGE}", "lang="],
+    ("GET", "/events/<int:event_id>"): [
+        "lang=xx",
+        "lang=Xp-630",
+        "lang=fr_FR",
+        f"lang={HUGE}",
+        "lang=",
+    ],
     ("POST", "/events"): [
         {},
         event_body(sport="chess"),

@@ -20,7 +20,8 @@ from plugins.onboarding import questionnaire
 from plugins.onboarding.models import IntakeSession
 from tests.fakes.hare import API_KEY, FakeHare
 from tests.support import PASSWORD, bearer, dispatcher_of, new_account, runtime_of, users_family
-from tests.support.rows import all_rows
+from tests.support.rows import all_rows, user_rows
+from tests.test_events import signed_in_routes
 from tests.test_hare import drain
 
 HUGE = "x" * 10_000
@@ -147,16 +148,19 @@ async def test_intake_to_recommendation_to_accepted_goal_with_every_text_to_hare
         assert state["can_go_back"] is False
 
         await step_through(client, runner, FULL[:3])
-        # Not the current step: 409 naming it; an unknown step: 400; a bad answer: 400.
+        # Not the current step: 409 naming it. What the body's schema refuses (an unknown
+        # step, an answer not of the step's type, skipping a required step): 422 saying why.
         wrong = await post(client, runner, "notes", "hello")
         assert wrong.status_code == 409
         assert "'goal'" in (await wrong.get_json())["detail"]
-        unknown = await post(client, runner, "favourite_colour", "blue")
-        assert unknown.status_code == 400 and (await unknown.get_json())["code"] == "unknown_step"
-        bad = await post(client, runner, "goal", "win_olympics")
-        assert bad.status_code == 400 and (await bad.get_json())["code"] == "invalid_answer"
-        required = await post(client, runner, "goal", action="skip")
-        assert required.status_code == 400
+        for step, answer, action, why in [
+            ("favourite_colour", "blue", "answer", "no step 'favourite_colour'"),
+            ("goal", "win_olympics", "answer", "must be one of"),
+            ("goal", None, "skip", "'goal' cannot be skipped"),
+        ]:
+            refused = await post(client, runner, step, answer, action=action)
+            assert refused.status_code == 422, (step, action)
+            assert why in (await refused.get_json())["detail"][0]["msg"]
 
         # Back one step, and answer it again.
         back = await post(client, runner, "goal", action="back")
@@ -291,6 +295,10 @@ async def test_branches_optional_steps_and_an_old_version_finishes_as_it_started
             [("sport", "running"), ("level", "advanced"), ("weekly_hours", 8)],
         )
         assert state["version"] == "2024-09" and state["step"]["id"] == "preferred_distance_km"
+        # A step of the current version only: the schema takes it, this intake has none.
+        missing = await post(client, older, "goal", "stay_fit")
+        assert missing.status_code == 409 and (await missing.get_json())["code"] == "not_in_version"
+        assert "'preferred_distance_km'" in (await missing.get_json())["detail"]
         state = await step_through(
             client, older, [("preferred_distance_km", 42.2), ("notes", SKIP)]
         )
@@ -333,6 +341,23 @@ async def test_no_user_reads_or_changes_another_users_intake_or_recommendations(
             k: v for k, v in before.items() if k != "onboarding_intake_session"
         }
         assert (await client.get("/user_events/active", headers=b)).status_code == 404
+        # B answering, going back and starting over on B's own intake leaves A's rows.
+        a_id = (await (await client.get("/users/me", headers=a)).get_json())["id"]
+        a_rows = await user_rows(a_id)
+        await step_through(client, b, FULL[:2])
+        assert (await post(client, b, "weekly_hours", action="back")).status_code == 200
+        assert (await client.delete("/onboarding/intake", headers=b)).status_code == 204
+        assert await user_rows(a_id) == a_rows
+        # Every signed-in route of the family is one of those above.
+        assert signed_in_routes(client, "onboarding") == {
+            ("GET", "/onboarding/intake"),
+            ("POST", "/onboarding/intake"),
+            ("DELETE", "/onboarding/intake"),
+            ("POST", "/onboarding/race-recommendations"),
+            ("GET", "/onboarding/race-recommendations"),
+            ("POST", "/onboarding/race-recommendations/<int:recommendation_id>/accept"),
+            ("POST", "/onboarding/race-recommendations/<int:recommendation_id>/replies"),
+        }
 
 
 BAD_INPUT: dict[tuple[str, str], list[Any]] = {

@@ -63,7 +63,7 @@ def route_requirements() -> Iterable[RouteRequirement]:
                     "see docs/families/attestation.md."
                 ),
             },
-            errors=(400, 403, 503),
+            errors=(403, 503),
         ),
         RouteRequirement(
             name="health_probe",

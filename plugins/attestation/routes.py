@@ -40,7 +40,7 @@ async def create_challenge(body: ChallengeIn, user: User) -> ChallengeOut:
     body=VerifyIn,
     response=AttestedDeviceOut,
     status=201,
-    errors=(400, 403, 409, 503),
+    errors=(403, 409, 503),
     rate_limits=("10/minute", "100/hour"),
 )
 async def verify_device(body: VerifyIn, user: User) -> Device:
@@ -49,10 +49,12 @@ async def verify_device(body: VerifyIn, user: User) -> Device:
     iOS: an App Attest attestation object for ``key_id``, made with ``clientDataHash =
     SHA256(challenge bytes)``. Android: a Play Integrity token whose ``nonce`` (classic)
     or ``requestHash`` (standard) is the challenge string. The challenge (purpose
-    ``attestation``) is used up first, whatever the outcome. Each failed check is a 403
-    (400 for malformed input) with its own ``code``; 503 when the platform is not
+    ``attestation``) is used up first, whatever the outcome. Each refused check (an
+    unknown, used or expired challenge; an attestation object that is not Apple's CBOR or
+    fails a check; a token Google cannot decode or whose verdicts fall short) is a 403
+    with its own ``code``; 409 for a key attested already; 503 when the platform is not
     configured or Google's decode service is unavailable."""
-    return await service.verify_device(user, body)
+    return await service.verify_device(user, body.root)
 
 
 @blueprint.get("/attest/devices")

@@ -6,17 +6,28 @@ Also the family's handle on itself (:data:`FAMILY`) and the keys of its run-time
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    RootModel,
+    SecretStr,
+    model_validator,
+)
 
-from core import Family, StashKey
+from core import Family, StashKey, WholeNumber
 from plugins.attestation.clients import PlayIntegrityClient
 
 Purpose = Literal["attestation", "assertion"]
 Platform = Literal["ios", "android"]
 B64URL = r"^[A-Za-z0-9_-]+$"
-B64 = r"^[A-Za-z0-9+/_-]+={0,2}$"
+# base64 (standard or URL-safe, padded or not) that decodes: no length of 1 mod 4
+BASE64 = r"^(?:[A-Za-z0-9+/_-]{4})*(?:[A-Za-z0-9+/_-]{2}(?:==)?|[A-Za-z0-9+/_-]{3}=?)?$"
+KEY_ID = r"^[A-Za-z0-9+/_-]{43}=?$"  # base64 of 32 bytes
 APP_VERDICTS = Literal["PLAY_RECOGNIZED", "UNRECOGNIZED_VERSION", "UNEVALUATED"]
 DEVICE_VERDICTS = Literal[
     "MEETS_DEVICE_INTEGRITY",
@@ -111,15 +122,6 @@ def _body(*examples: dict[str, Any]) -> ConfigDict:
     return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": list(examples)})
 
 
-def _drop_default(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
-
-
-def _omittable(**constraints: Any) -> Any:
-    """A request field that may be left out (not sent as null): no default in the schema."""
-    return Field(None, json_schema_extra=_drop_default, **constraints)
-
-
 EXAMPLE_CHALLENGE = "q3Jx0yO2m1cPZ7b9F4kLwT8eN5vR6sA0dH2gU1iYcXo"
 
 
@@ -139,47 +141,68 @@ class ChallengeOut(BaseModel):
     expires_at: datetime
 
 
-class VerifyIn(BaseModel):
+IOS_EXAMPLE: dict[str, Any] = {
+    "platform": "ios",
+    "challenge": EXAMPLE_CHALLENGE,
+    "key_id": "3Pc5cFhT5t3m8G1v0H1Kq9yWQm2t5xvJ0Qe4o2cZbXk=",
+    "attestation": "o2NmbXRvYXBwbGUtYXBwYXR0ZXN0Z2F0dFN0bXSiY3g1Y4JZAuEwggLd",
+}
+ANDROID_EXAMPLE: dict[str, Any] = {
+    "platform": "android",
+    "challenge": EXAMPLE_CHALLENGE,
+    "integrity_token": "eyJhbGciOiJBMjU2S1ciLCJlbmMiOiJBMjU2R0NNIn0.example",
+}
+
+Challenge = Annotated[
+    str,
+    Field(
+        min_length=43,
+        max_length=43,
+        pattern=B64URL,
+        description="a challenge of purpose `attestation` from `POST /attest/challenge`",
+    ),
+]
+
+
+class IosVerifyIn(BaseModel):
+    """An App Attest attestation object from ``attestKey(keyId, SHA256(challenge bytes))``."""
+
+    model_config = _body(IOS_EXAMPLE)
+
+    platform: Literal["ios"]
+    challenge: Challenge
+    key_id: str = Field(
+        pattern=KEY_ID, description="the App Attest key id: base64 of SHA256(public key)"
+    )
+    attestation: str = Field(
+        min_length=4,
+        max_length=20000,
+        pattern=BASE64,
+        description="base64 of the attestation object (Apple's CBOR)",
+    )
+
+
+class AndroidVerifyIn(BaseModel):
+    """A Play Integrity token whose ``nonce`` or ``requestHash`` is the challenge."""
+
+    model_config = _body(ANDROID_EXAMPLE)
+
+    platform: Literal["android"]
+    challenge: Challenge
+    integrity_token: str = Field(
+        max_length=20000,
+        pattern=r"^[A-Za-z0-9._=+/-]+$",
+        description="the token from the Play Integrity API, as the app received it",
+    )
+
+
+class VerifyIn(
+    RootModel[Annotated[IosVerifyIn | AndroidVerifyIn, Field(discriminator="platform")]]
+):
     """An iOS App Attest attestation or an Android Play Integrity token, for a challenge of
-    purpose ``attestation``."""
+    purpose ``attestation``: one shape per ``platform``, each with exactly its fields."""
 
-    model_config = _body(
-        {
-            "platform": "ios",
-            "challenge": EXAMPLE_CHALLENGE,
-            "key_id": "3Pc5cFhT5t3m8G1v0H1Kq9yWQm2t5xvJ0Qe4o2cZbXk=",
-            "attestation": "o2NmbXRvYXBwbGUtYXBwYXR0ZXN0Z2F0dFN0bXSiY3g1Y4JZAuEwggLd",
-        },
-        {
-            "platform": "android",
-            "challenge": EXAMPLE_CHALLENGE,
-            "integrity_token": "eyJhbGciOiJBMjU2S1ciLCJlbmMiOiJBMjU2R0NNIn0.example",
-        },
-    )
-
-    platform: Platform
-    challenge: str = Field(min_length=43, max_length=43, pattern=B64URL)
-    key_id: str = _omittable(
-        max_length=64, pattern=B64, description="iOS: base64 of SHA256(public key)"
-    )
-    attestation: str = _omittable(
-        max_length=20000, pattern=B64, description="iOS: base64 of the attestation object"
-    )
-    integrity_token: str = _omittable(
-        max_length=20000, pattern=r"^[A-Za-z0-9._=+/-]+$", description="Android"
-    )
-
-    @model_validator(mode="after")
-    def _fields_of_the_platform(self) -> Self:
-        if self.platform == "ios" and not (self.key_id and self.attestation):
-            raise ValueError("ios needs key_id and attestation")
-        if self.platform == "ios" and self.integrity_token is not None:
-            raise ValueError("ios takes no integrity_token")
-        if self.platform == "android" and not self.integrity_token:
-            raise ValueError("android needs integrity_token")
-        if self.platform == "android" and (self.key_id or self.attestation):
-            raise ValueError("android takes no key_id or attestation")
-        return self
+    model_config = ConfigDict(json_schema_extra={"examples": [IOS_EXAMPLE, ANDROID_EXAMPLE]})
 
 
 class AttestedDeviceOut(BaseModel):
@@ -211,7 +234,7 @@ class ProbeTokenIn(BaseModel):
     )
 
     probe_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    timestamp: int = Field(ge=0, le=2**42, description="Unix seconds")
+    timestamp: Annotated[int, WholeNumber] = Field(ge=0, le=2**42, description="Unix seconds")
     nonce: str = Field(min_length=16, max_length=64, pattern=B64URL, description="one use")
     signature: str = Field(min_length=16, max_length=200, pattern=B64URL)
 

@@ -21,11 +21,12 @@ from plugins.attestation.models import Challenge, Device
 from plugins.attestation.schemas import (
     FAMILY,
     PLAY_INTEGRITY,
+    AndroidVerifyIn,
     AttestationSettings,
     AttestedDeviceOut,
     ChallengeOut,
+    IosVerifyIn,
     Purpose,
-    VerifyIn,
 )
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,12 @@ PRUNE_AFTER = timedelta(hours=1)  # expired challenges are kept this long, then 
 
 
 def refuse(code: str, detail: str) -> ApiError:
-    """A refused attestation: 400 when the input is malformed, else 403, with its reason."""
-    return ApiError(400 if code.endswith("_malformed") else 403, code, detail)
+    """A refused proof, unreadable ones (``*_malformed``) included: 403 with its reason.
+
+    Request bodies are held to their schema (422) before this family sees them; what a
+    schema cannot say (Apple's CBOR inside the base64, a Play token's verdicts, the
+    guard's headers) is the proof's to fail."""
+    return ApiError(403, code, detail)
 
 
 def b64url(data: bytes) -> str:
@@ -102,23 +107,20 @@ def _root(settings: AttestationSettings) -> Any:
     return appattest.load_root(settings.apple_root_ca or appattest.apple_root_pem())
 
 
-async def verify_device(user: User, body: VerifyIn) -> Device:
+async def verify_device(user: User, body: IosVerifyIn | AndroidVerifyIn) -> Device:
     """Verify an attestation made for the caller's challenge and store the device."""
     settings: AttestationSettings = FAMILY.settings
-    if body.platform == "ios":
+    if isinstance(body, IosVerifyIn):
         return await _verify_ios(user, body, settings)
     return await _verify_android(user, body, settings)
 
 
-async def _verify_ios(user: User, body: VerifyIn, settings: AttestationSettings) -> Device:
+async def _verify_ios(user: User, body: IosVerifyIn, settings: AttestationSettings) -> Device:
     if not settings.apple_team_id or not settings.apple_bundle_ids:
         raise ApiError(
             503, "app_attest_not_configured", "App Attest is not configured on this deployment."
         )
-    assert body.key_id is not None and body.attestation is not None  # VerifyIn checks
-    key_id = b64decode(body.key_id, "key_id")
-    if len(key_id) != 32:
-        raise refuse("key_id_malformed", "The key id is not a SHA-256 (32 bytes).")
+    key_id = b64decode(body.key_id, "key_id")  # 32 bytes: the schema's pattern says so
     raw = b64decode(body.attestation, "attestation")
     challenge = await consume_challenge(user, body.challenge, "attestation")
     try:
@@ -200,9 +202,10 @@ def check_integrity(
         raise refuse("integrity_unlicensed", "The app is not licensed to this account.")
 
 
-async def _verify_android(user: User, body: VerifyIn, settings: AttestationSettings) -> Device:
+async def _verify_android(
+    user: User, body: AndroidVerifyIn, settings: AttestationSettings
+) -> Device:
     client = _play(settings)
-    assert body.integrity_token is not None  # VerifyIn checks
     await consume_challenge(user, body.challenge, "attestation")
     payload = await client.decode(body.integrity_token)
     check_integrity(payload, body.challenge, settings, utcnow())

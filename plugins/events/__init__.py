@@ -1,5 +1,6 @@
 """The ``events`` family: the race catalogue (discovery, translations, admin edits,
-import/export) and each user's goal (one active event, the rest history)."""
+import/export) and each user's goal (one active event, the rest history), which it also
+shows on ``home``'s Home screen and boards when that family is on."""
 
 from __future__ import annotations
 
@@ -87,6 +88,25 @@ async def set_active_goal(
 ) -> Mapping[str, Any]:
     goal = await service.set_goal(user, event_id, distance_id, target_time_seconds, source)
     return service.goal_out(goal)
+
+
+# home's hooks (optional: home may be disabled, and then they are never called)
+COUNTDOWN = {"name": "countdown", "title": "Countdown", "order": 10}
+
+
+@hookimpl(optionalhook=True)
+async def home_parts(user: User) -> Mapping[str, Any]:
+    return await service.home_part(user)
+
+
+@hookimpl(optionalhook=True)
+def board_sections() -> Iterable[Mapping[str, Any]]:
+    return [COUNTDOWN]
+
+
+@hookimpl(optionalhook=True)
+async def board_section(user: User, name: str) -> Mapping[str, Any] | None:
+    return await service.countdown_section(user) if name == COUNTDOWN["name"] else None
 
 
 @hookimpl

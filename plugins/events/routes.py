@@ -17,8 +17,8 @@ from plugins.events.schemas import (
     EventPage,
     EventPatch,
     EventQuery,
-    HistoryPage,
-    HistoryQuery,
+    GoalHistoryPage,
+    GoalHistoryQuery,
     TranslationIn,
     UserEventIn,
     UserEventOut,
@@ -52,7 +52,6 @@ async def _event_answer(event_id: int, lang: str | None, status: int = 200) -> R
     query=EventQuery,
     response=EventPage,
     auth="public",
-    errors=(400,),
     rate_limits=DISCOVERY_LIMITS,
     rate_limit_by="ip",
 )
@@ -61,7 +60,9 @@ async def list_events(query: EventQuery) -> dict[str, Any]:
 
     Events come in `(date, id)` order, upcoming ones only unless `date_from` says
     otherwise; `next_cursor` continues after the last event of the page, so events added
-    meanwhile never shift a page (none is skipped or repeated).
+    meanwhile never shift a page (none is skipped or repeated). A range that holds nothing
+    (`date_to` before `date_from`, `distance_max_km` below `distance_min_km`) and a `q`
+    without a letter or digit find no event.
     """
     return await service.discover(query, FAMILY.settings.default_radius_km)
 
@@ -73,10 +74,15 @@ async def list_events(query: EventQuery) -> dict[str, Any]:
     auth="public",
     rate_limits=DISCOVERY_LIMITS,
     rate_limit_by="ip",
+    headers={
+        "Content-Language": "The language tag of `name` and `description` (the body's "
+        "`language`): the one asked for when the event has it, else the event's default.",
+        "Vary": "`Accept-Language`: the body depends on it.",
+    },
 )
 async def read_event(event_id: int, query: EventLanguageQuery) -> Response:
     """One event, in the language asked for (`lang`, else `Accept-Language`), else in its
-    default language; `Content-Language` names the language served."""
+    default language (`Content-Language` says which)."""
     event = await service.find_event(event_id)
     return await _event_answer(event.id, query.lang)
 
@@ -154,7 +160,7 @@ async def abandon_user_event(user: User) -> dict[str, Any]:
 
 
 @blueprint.get("/user_events/history")
-@endpoint(query=HistoryQuery, response=HistoryPage)
-async def list_user_event_history(query: HistoryQuery, user: User) -> dict[str, Any]:
+@endpoint(query=GoalHistoryQuery, response=GoalHistoryPage)
+async def list_user_event_history(query: GoalHistoryQuery, user: User) -> dict[str, Any]:
     """The caller's past goals, newest first (completed, abandoned, replaced, cancelled)."""
     return await service.history(user, query.limit, query.before)

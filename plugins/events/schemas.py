@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import re
-from datetime import date, datetime
+import struct
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
@@ -13,14 +13,13 @@ from zoneinfo import available_timezones
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
-    model_validator,
 )
+from pydantic.json_schema import WithJsonSchema
 
-from core import Family, SpecComponent, StashKey
+from core import Family, SpecComponent, StashKey, WholeNumber, omittable
 
 
 class EventsSettings(BaseModel):
@@ -87,7 +86,22 @@ _ISO_639_1_CODES = (
     "vi vo wa wo xh yi yo za zh zu"
 )
 ISO_639_1 = frozenset(_ISO_639_1_CODES.split())
-LANGUAGE_PATTERN = r"^[A-Za-z]{2}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?$"
+
+
+def _primary_pattern(codes: frozenset[str]) -> str:
+    """The ISO 639-1 codes as one alternation, any case (``[eE][lnoLNO]|...``), so the
+    published pattern admits exactly the languages :func:`canonical_language` knows."""
+    seconds: dict[str, str] = {}
+    for code in sorted(codes):
+        seconds[code[0]] = seconds.get(code[0], "") + code[1]
+    return "|".join(
+        f"[{first}{first.upper()}][{rest}{rest.upper()}]" for first, rest in seconds.items()
+    )
+
+
+LANGUAGE_PATTERN = (
+    f"^({_primary_pattern(ISO_639_1)})(-[A-Za-z]{{4}})?(-([A-Za-z]{{2}}|[0-9]{{3}}))?$"
+)
 _LANGUAGE = re.compile(LANGUAGE_PATTERN)
 
 
@@ -131,12 +145,14 @@ TimeZone = Annotated[
     AfterValidator(_known_timezone),
 ]
 MIN_DATE, MAX_DATE = date(2000, 1, 1), date(2100, 12, 31)
-EventDate = Annotated[date, Field(ge=MIN_DATE, le=MAX_DATE)]
-Country = Annotated[
-    str,
-    BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
-    StringConstraints(pattern=r"^[A-Z]{2}$"),
+# JSON Schema has no bounds for dates: the pattern says 2000-01-01 to 2100-12-31.
+DATE_PATTERN = r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+EventDate = Annotated[
+    date,
+    Field(ge=MIN_DATE, le=MAX_DATE),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN}),
 ]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$"), AfterValidator(str.upper)]
 Line = Annotated[
     str,
     StringConstraints(
@@ -145,6 +161,12 @@ Line = Annotated[
 ]
 Description = Annotated[str, StringConstraints(max_length=5000, pattern=r"^[^\x00]*$")]
 Km = Annotated[float, Field(gt=0, le=1000)]
+
+
+# Integers as JSON Schema means them (strict otherwise: "1" and true are not 1); the
+# bounds come before the validator so that the document shows them.
+Id = Annotated[int, Field(ge=1, le=2**31 - 1), WholeNumber]
+TargetSeconds = Annotated[int, Field(ge=60, le=30 * 86400), WholeNumber]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 
@@ -162,14 +184,6 @@ BODY = ConfigDict(extra="forbid", strict=True)
 
 def _body(*examples: dict[str, Any]) -> ConfigDict:
     return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": list(examples)})
-
-
-def _drop_default(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
-
-
-def _omittable(**constraints: Any) -> Any:
-    return Field(None, json_schema_extra=_drop_default, **constraints)
 
 
 # --- the catalogue ---------------------------------------------------------------------
@@ -228,7 +242,7 @@ class EventFields(BaseModel):
     start_time: str = Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["09:15"])
     timezone: TimeZone
     place: PlaceIn
-    organiser_url: Url | None = _omittable()
+    organiser_url: Url | None = omittable()
     default_language: Language
 
 
@@ -241,7 +255,7 @@ class EventIn(EventFields):
         {k: v for k, v in EXAMPLE_EVENT.items() if k not in ("translations", "organiser_url")},
     )
 
-    source_id: str | None = _omittable(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    source_id: str | None = omittable(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
     translations: dict[Language, TranslationIn] = Field(default_factory=dict, max_length=50)
 
 
@@ -251,16 +265,16 @@ class EventPatch(BaseModel):
 
     model_config = _body({"date": "2031-09-29", "start_time": "08:30"}, {"description": ""})
 
-    name: Line = _omittable()
-    description: Description = _omittable()
-    sport: Sport = _omittable()
-    distances: list[DistanceIn] = _omittable(min_length=1, max_length=10)
-    date: EventDate = _omittable()
-    start_time: str = _omittable(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-    timezone: TimeZone = _omittable()
-    place: PlaceIn = _omittable()
-    organiser_url: Url | None = _omittable()
-    default_language: Language = _omittable()
+    name: Line = omittable()
+    description: Description = omittable()
+    sport: Sport = omittable()
+    distances: list[DistanceIn] = omittable(min_length=1, max_length=10)
+    date: EventDate = omittable()
+    start_time: str = omittable(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    timezone: TimeZone = omittable()
+    place: PlaceIn = omittable()
+    organiser_url: Url | None = omittable()
+    default_language: Language = omittable()
 
 
 class DistanceOut(BaseModel):
@@ -312,36 +326,41 @@ class EventPage(BaseModel):
     )
 
 
+# A cursor is 12 bytes, base64url: the day (days since 2000-01-01, 4 signed bytes) and the
+# event id (8 unsigned bytes), big-endian. Every string of 16 such characters is a position in the
+# (date, id) order, clamped to the catalogue's dates, so the pattern says exactly which
+# cursors the API takes.
+_CURSOR = struct.Struct(">iQ")
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{16}$"
+MAX_EVENT_ID = 2**31 - 1
+
+
 def encode_cursor(day: date, event_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{day.isoformat()}|{event_id}".encode()).decode().rstrip("=")
+    packed = _CURSOR.pack((day - MIN_DATE).days, event_id)
+    return base64.urlsafe_b64encode(packed).decode()
 
 
 def decode_cursor(cursor: str) -> tuple[date, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        day, _, event_id = raw.partition("|")
-        parsed = date.fromisoformat(day), int(event_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
-        raise ValueError("is not a cursor this API returned") from error
-    if not 0 < parsed[1] < 2**31:
-        raise ValueError("is not a cursor this API returned")
-    return parsed
+    """The position after which the next page starts. A position outside the catalogue's
+    dates (or ids) stands for the nearest one inside: no event lies between them."""
+    days, event_id = _CURSOR.unpack(base64.urlsafe_b64decode(cursor))
+    if days < 0:
+        return MIN_DATE, 0
+    if days > (MAX_DATE - MIN_DATE).days:
+        return MAX_DATE, MAX_EVENT_ID
+    return MIN_DATE + timedelta(days=days), min(event_id, MAX_EVENT_ID)
 
 
-def _cursor(value: str) -> str:
-    decode_cursor(value)
-    return value
+# `lat,lng` in decimal degrees, -90..90 and -180..180 (what _near reads).
+NEAR_PATTERN = (
+    r"^-?(90(\.0{1,12})?|[1-8]?[0-9](\.[0-9]{1,12})?),"
+    r"-?(180(\.0{1,12})?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]{1,12})?)$"
+)
 
 
-def _near(value: str) -> str:
-    lat_text, comma, lng_text = value.partition(",")
-    try:
-        lat, lng = float(lat_text), float(lng_text)
-    except ValueError:
-        lat = lng = float("nan")
-    if not comma or not (-90 <= lat <= 90) or not (-180 <= lng <= 180):
-        raise ValueError("must be 'lat,lng' with -90 <= lat <= 90 and -180 <= lng <= 180")
-    return value
+def _near(value: str) -> tuple[float, float]:
+    lat, lng = value.split(",")
+    return float(lat), float(lng)
 
 
 class EventQuery(BaseModel):
@@ -354,40 +373,34 @@ class EventQuery(BaseModel):
         min_length=1,
         max_length=200,
         description="Words to find in the name (any language) and place; each word matches "
-        "the start of a word (`berl mara` finds 'Berlin Marathon'), accents and case ignored.",
+        "the start of a word (`berl mara` finds 'Berlin Marathon'), accents and case ignored. "
+        "A `q` without a letter or digit finds nothing.",
     )
     sport: Sport | None = None
-    date_from: EventDate | None = Field(None, description="Default: today (UTC).")
+    date_from: EventDate | None = Field(
+        None, description="Default: today (UTC). After `date_to`: no event matches."
+    )
     date_to: EventDate | None = None
     distance_min_km: float | None = Field(None, ge=0, le=1000)
-    distance_max_km: float | None = Field(None, ge=0, le=1000)
-    country: Country | None = None
-    near: Annotated[str, AfterValidator(_near)] | None = Field(
-        None, max_length=60, description="`lat,lng`: only events within `radius_km` of it."
+    distance_max_km: float | None = Field(
+        None, ge=0, le=1000, description="Below `distance_min_km`: no event matches."
     )
-    radius_km: float | None = Field(None, gt=0, le=20000, description="Default: 50 km.")
-    cursor: Annotated[str, AfterValidator(_cursor)] | None = Field(None, max_length=100)
+    country: Country | None = Field(None, description="ISO 3166-1 alpha-2, any case.")
+    near: Annotated[str, StringConstraints(pattern=NEAR_PATTERN)] | None = Field(
+        None,
+        description="`lat,lng` in decimal degrees: only events within `radius_km` of it.",
+        examples=["52.52,13.405"],
+    )
+    radius_km: float | None = Field(
+        None, gt=0, le=20000, description="Default: 50 km. Only read with `near`."
+    )
+    cursor: str | None = Field(
+        None, pattern=CURSOR_PATTERN, description="A `next_cursor` of an earlier page."
+    )
     limit: int = Field(20, ge=1, le=100)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> EventQuery:
-        if self.date_from and self.date_to and self.date_to < self.date_from:
-            raise ValueError("date_to is before date_from")
-        if (
-            self.distance_min_km is not None
-            and self.distance_max_km is not None
-            and self.distance_max_km < self.distance_min_km
-        ):
-            raise ValueError("distance_max_km is below distance_min_km")
-        if self.radius_km is not None and self.near is None:
-            raise ValueError("radius_km needs near")
-        return self
-
     def point(self) -> tuple[float, float] | None:
-        if self.near is None:
-            return None
-        lat, lng = self.near.split(",")
-        return float(lat), float(lng)
+        return None if self.near is None else _near(self.near)
 
 
 class EventLanguageQuery(BaseModel):
@@ -410,11 +423,9 @@ class UserEventIn(BaseModel):
         {"event_id": 1},
     )
 
-    event_id: int = Field(ge=1, le=2**31 - 1)
-    distance_id: int | None = _omittable(
-        ge=1, le=2**31 - 1, description="Default: the event's longest distance."
-    )
-    target_time_seconds: int | None = _omittable(ge=60, le=30 * 86400)
+    event_id: Id
+    distance_id: Id | None = omittable(description="Default: the event's longest distance.")
+    target_time_seconds: TargetSeconds | None = omittable()
 
 
 class GoalEvent(BaseModel):
@@ -436,7 +447,7 @@ class UserEventOut(BaseModel):
     ended_at: datetime | None
 
 
-class HistoryQuery(BaseModel):
+class GoalHistoryQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(20, ge=1, le=100)
@@ -445,7 +456,7 @@ class HistoryQuery(BaseModel):
     )
 
 
-class HistoryPage(BaseModel):
+class GoalHistoryPage(BaseModel):
     items: list[UserEventOut]
     next_before: int | None = Field(description="Pass as `before` for the next page.")
 

@@ -34,6 +34,7 @@ from plugins.events.schemas import (
     EventPatch,
     EventQuery,
     TranslationIn,
+    UserEventOut,
     canonical_language,
     decode_cursor,
     encode_cursor,
@@ -41,7 +42,6 @@ from plugins.events.schemas import (
 
 log = logging.getLogger(__name__)
 MAX_ID = 2**31 - 1
-MAX_QUERY_WORDS = 10
 EARTH_RADIUS_KM = 6371.0088
 GOAL_ATTEMPTS = 40  # concurrent goal changes of one user: each attempt, one of them wins
 _WORD = re.compile(r"[^\W_]+")
@@ -62,7 +62,10 @@ def search_text(name: str, place_name: str, translated_names: Iterable[str]) -> 
 
 
 def _text_match(tokens: list[str]) -> RawSQL:
-    """Every token, as a word prefix, in the event's ``search_text`` (the full-text index).
+    """The ids of the events with every token, as a word prefix, in ``search_text``, from
+    the full-text index: a subquery for ``id IN``, so that the condition is the index's own
+    in every plan (compared with a bound ``true``, a prepared statement's generic plan could
+    not use the index, and computed ``to_tsvector`` row by row instead).
 
     The tokens come from :func:`words`, letters and digits only, so they are safe in SQL.
     """
@@ -70,14 +73,11 @@ def _text_match(tokens: list[str]) -> RawSQL:
     if Event._meta.db.capabilities.dialect == "postgres":
         query = " & ".join(f"{t}:*" for t in tokens)
         return RawSQL(
-            f'to_tsvector(\'simple\', "events_event"."search_text") '
-            f"@@ to_tsquery('simple', '{query}')"
+            '(SELECT "id" FROM "events_event" WHERE '
+            f"to_tsvector('simple', \"search_text\") @@ to_tsquery('simple', '{query}'))"
         )
     match = " ".join(f'"{t}"*' for t in tokens)
-    return RawSQL(
-        '"events_event"."id" IN (SELECT rowid FROM events_event_fts '
-        f"WHERE events_event_fts MATCH '{match}')"
-    )
+    return RawSQL(f"(SELECT rowid FROM events_event_fts WHERE events_event_fts MATCH '{match}')")
 
 
 # --- places ----------------------------------------------------------------------------
@@ -187,11 +187,9 @@ async def discover(query: EventQuery, default_radius_km: float) -> dict[str, Any
         rows = rows.filter(id__in=Subquery(offered.values("event_id")))
     if query.q is not None:
         tokens = list(dict.fromkeys(words(query.q)))
-        if not tokens:
-            raise ApiError(400, "invalid_query", "q has no letters or digits to search for.")
-        if len(tokens) > MAX_QUERY_WORDS:
-            raise ApiError(400, "invalid_query", f"q has more than {MAX_QUERY_WORDS} words.")
-        rows = rows.annotate(text_match=_text_match(tokens)).filter(text_match=True)
+        if not tokens:  # no word to find: no event has it
+            return {"items": [], "next_cursor": None}
+        rows = rows.filter(id__in=_text_match(tokens))
     point = query.point()
     radius = query.radius_km or default_radius_km
     if point is not None and (box := _bounding_box(*point, radius)) is not None:
@@ -689,6 +687,54 @@ async def sweep_forever(interval: float, counters: Any) -> None:
         except Exception:  # a database blip: try again next time
             log.exception("the sweep of passed goals failed")
         await asyncio.sleep(interval)
+
+
+# --- for the home family (its hooks, implemented in __init__.py) ----------------------
+
+
+def days_to_go(event: Event, now: datetime | None = None) -> int:
+    """Days from today to the event, on the calendar of the event's place (the calendar
+    :func:`has_passed` uses): 0 on race day, and never negative while the goal is active."""
+    local_today = (now or utcnow()).astimezone(ZoneInfo(event.timezone)).date()
+    return (event.date - local_today).days
+
+
+async def _current_goal(user: User) -> UserEvent | None:
+    try:
+        return await active_goal(user)
+    except ApiError as error:
+        if error.code != "no_active_goal":
+            raise
+        return None
+
+
+async def home_part(user: User) -> dict[str, Any]:
+    """The Home state's active goal (as ``GET /user_events/active`` shows it) and its days
+    to go; both ``None`` without a goal, so the app can offer to set one."""
+    goal = await _current_goal(user)
+    if goal is None:
+        return {"active_goal": {"goal": None, "days_to_go": None}}
+    shown = UserEventOut.model_validate(goal_out(goal)).model_dump(mode="json")
+    return {"active_goal": {"goal": shown, "days_to_go": days_to_go(goal.event)}}
+
+
+async def countdown_section(user: User) -> dict[str, Any] | None:
+    """The board's countdown to the active goal's event; ``None`` (no section) without one."""
+    goal = await _current_goal(user)
+    if goal is None:
+        return None
+    event: Event = goal.event
+    distance: EventDistance | None = goal.distance
+    days = days_to_go(event)
+    when = "today" if days == 0 else "tomorrow" if days == 1 else f"in {days} days"
+    metrics: list[dict[str, Any]] = [{"label": "days to go", "value": days, "unit": "days"}]
+    if distance is not None:
+        metrics.append({"label": "distance", "value": distance.km, "unit": "km"})
+    return {
+        "summary": f"{event.name} is {when}",
+        "metrics": metrics,
+        "data": {"goal_id": goal.id, "event_id": event.id, "date": event.date.isoformat()},
+    }
 
 
 # --- accounts --------------------------------------------------------------------------

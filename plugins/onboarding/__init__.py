@@ -13,7 +13,7 @@ from quart import Blueprint
 from core import PluginInfo, User, hookimpl
 from plugins.onboarding import hookspecs, service
 from plugins.onboarding.routes import blueprint
-from plugins.onboarding.schemas import OnboardingSettings
+from plugins.onboarding.schemas import IntakeLocation, OnboardingSettings
 
 PLUGIN = PluginInfo(
     version="1.0.0",
@@ -36,6 +36,12 @@ def settings_model() -> type[OnboardingSettings]:
 @hookimpl
 def blueprints() -> Iterable[Blueprint]:
     return [blueprint]
+
+
+@hookimpl
+def spec_fragments() -> Mapping[str, Any]:
+    """The location answer of the intake, which the request body refers to by name."""
+    return {"components": {"schemas": {"IntakeLocation": IntakeLocation.model_json_schema()}}}
 
 
 @hookimpl

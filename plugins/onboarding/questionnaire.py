@@ -102,6 +102,44 @@ class Step(BaseModel):
         return {"lat": float(value["lat"]), "lng": float(value["lng"])}
 
 
+def answer_schema(step: Step) -> dict[str, Any]:
+    """The JSON Schema of exactly the answers :meth:`Step.check` takes for ``step``."""
+    if step.type == "single_choice":
+        return {"type": "string", "enum": list(step.options)}
+    if step.type == "multi_choice":
+        return {
+            "type": "array",
+            "items": {"type": "string", "enum": list(step.options)},
+            "minItems": 1,
+            "uniqueItems": True,
+        }
+    if step.type == "number":
+        bounds = {"minimum": step.min, "maximum": step.max}
+        kind = "integer" if step.integer else "number"
+        return {"type": kind, **{k: v for k, v in bounds.items() if v is not None}}
+    if step.type == "boolean":
+        return {"type": "boolean"}
+    if step.type == "text":
+        return {"type": "string", "maxLength": step.max_length, "pattern": TEXT_PATTERN}
+    degrees = {"type": "number"}
+    return {
+        "title": LOCATION_TITLE,
+        "type": "object",
+        "properties": {
+            "lat": {**degrees, "minimum": -90, "maximum": 90},
+            "lng": {**degrees, "minimum": -180, "maximum": 180},
+        },
+        "required": ["lat", "lng"],
+        "additionalProperties": False,
+    }
+
+
+# Some text that is not only white space, without NUL characters.
+TEXT_PATTERN = r"^[^\x00]*[^\x00\s][^\x00]*$"
+# The schema of a location answer: the request body refers to it by name (schemas.IntakeLocation).
+LOCATION_TITLE = "IntakeLocation"
+
+
 SPORT = Step(
     id="sport",
     prompt="Which sport are you training for?",
@@ -198,3 +236,11 @@ def next_step(steps: tuple[Step, ...], answered: list[str], answers: dict[str, A
     """The first applicable step not answered (or skipped) yet; ``None`` when done."""
     done = set(answered)
     return next((s for s in applicable(steps, answers) if s.id not in done), None)
+
+
+def named(step_id: str) -> list[Step]:
+    """Every declaration of the step ``step_id`` (one per version it appears in, or none)."""
+    return [s for steps in VERSIONS.values() for s in steps if s.id == step_id]
+
+
+STEP_IDS = tuple(dict.fromkeys(s.id for steps in VERSIONS.values() for s in steps))

@@ -36,8 +36,12 @@ async def read_intake(user: User) -> dict[str, Any]:
 async def answer_intake(body: IntakeAnswerIn, user: User) -> dict[str, Any]:
     """Answer the current step, skip it (when optional), or go back one step.
 
-    A step that is not the current one is a 409 naming the current step. Answering the
-    last step completes the intake and fills the caller's athlete profile.
+    The body's schema gives every step's answer type (422 otherwise). What depends on the
+    caller's intake is a 409 naming the current step: a step that is not the current one
+    (or not in the caller's questionnaire version), skipping a step that version requires,
+    going back from the first step, or answering a completed intake. Answering the last
+    step completes the intake and fills the caller's athlete profile. 400 `invalid_text`:
+    a text answer the text log cannot record.
     """
     return await service.answer(user, body)
 

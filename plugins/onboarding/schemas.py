@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
-from core import Family
+from core import Family, WholeNumber, omittable
+from plugins.onboarding import questionnaire
 
 
 class OnboardingSettings(BaseModel):
@@ -27,14 +37,6 @@ class OnboardingSettings(BaseModel):
 FAMILY = Family(__package__, OnboardingSettings)
 
 
-def _drop_default(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
-
-
-def _omittable(**constraints: Any) -> Any:
-    return Field(None, json_schema_extra=_drop_default, **constraints)
-
-
 def _body(*examples: dict[str, Any]) -> ConfigDict:
     return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": list(examples)})
 
@@ -42,7 +44,7 @@ def _body(*examples: dict[str, Any]) -> ConfigDict:
 # --- intake ----------------------------------------------------------------------------
 
 
-class QuestionOut(BaseModel):
+class IntakeQuestion(BaseModel):
     """A step of the intake, as the app shows it."""
 
     id: str
@@ -61,7 +63,7 @@ class IntakeState(BaseModel):
 
     version: str = Field(description="The questionnaire version this intake follows.")
     status: Literal["in_progress", "completed"]
-    step: QuestionOut | None = Field(description="The current question; null when completed.")
+    step: IntakeQuestion | None = Field(description="The current question; null when completed.")
     answers: dict[str, Any] = Field(description="Answers by step id; null for a skipped step.")
     history: list[str] = Field(description="The steps answered or skipped, in order.")
     can_go_back: bool
@@ -69,11 +71,22 @@ class IntakeState(BaseModel):
     completed_at: datetime | None
 
 
+class IntakeLocation(BaseModel):
+    """The answer to a location step, in decimal degrees; one named type in the spec."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+
+
 class IntakeAnswerIn(BaseModel):
     """Answer the current step, skip it (optional steps), or go back one step.
 
     ``step`` must be the current step (else 409, naming it). With ``action: "back"`` the
-    last answer is withdrawn and its step is current again.
+    last answer is withdrawn and its step is current again. The schema gives each step's
+    answer type; a step or answer that the caller's questionnaire version does not have
+    in that form is a 409 too.
     """
 
     model_config = _body(
@@ -86,16 +99,100 @@ class IntakeAnswerIn(BaseModel):
 
     step: str = Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")
     action: Literal["answer", "skip", "back"] = "answer"
-    answer: Any = _omittable(description="The answer, of the step's type.")
+    answer: Any = omittable(description="The answer, of the step's type.")
 
     @model_validator(mode="after")
-    def _answer_only_to_answer(self) -> IntakeAnswerIn:
+    def _fits_the_step(self) -> IntakeAnswerIn:
+        """What the published schema says, from the same declarations."""
+        steps = questionnaire.named(self.step)
+        if not steps:
+            raise ValueError(f"the intake has no step '{self.step}'")
         given = "answer" in self.model_fields_set
-        if self.action == "answer" and not given:
+        if self.action != "answer":
+            if given:
+                raise ValueError(f"answer is not taken with action '{self.action}'")
+            if self.action == "skip" and not any(s.optional for s in steps):
+                raise ValueError(f"the step '{self.step}' cannot be skipped")
+            return self
+        if not given:
             raise ValueError("answer is required to answer a step")
-        if self.action != "answer" and given:
-            raise ValueError(f"answer is not taken with action '{self.action}'")
-        return self
+        problems = []
+        for step in steps:
+            try:
+                step.check(self.answer)
+                return self
+            except ValueError as error:
+                problems.append(str(error))
+        raise ValueError(f"the answer to '{self.step}' {problems[0]}")
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """One alternative per step with its answer's type, one to skip an optional step
+        and one to go back: exactly what :meth:`_fits_the_step` lets through."""
+        documented = handler.resolve_ref_schema(handler(core_schema))
+        step = documented["properties"]["step"]
+        # A location answer is the component the family adds (spec_fragments): inline in a
+        # oneOf, client generators make two types of one name of it.
+        location = {"$ref": "#/components/schemas/IntakeLocation"}
+        answers = []
+        for step_id in questionnaire.STEP_IDS:
+            kinds = list(
+                {
+                    json.dumps(schema, sort_keys=True): schema
+                    for schema in map(questionnaire.answer_schema, questionnaire.named(step_id))
+                }.values()
+            )
+            kinds = list(
+                location if kind.get("title") == questionnaire.LOCATION_TITLE else kind
+                for kind in kinds
+            )
+            answers.append(
+                _alternative(
+                    f"IntakeAnswer_{step_id}",
+                    {"const": step_id},
+                    {"const": "answer"},
+                    kinds[0] if len(kinds) == 1 else {"anyOf": kinds},
+                )
+            )
+        optional = [
+            i for i in questionnaire.STEP_IDS if any(s.optional for s in questionnaire.named(i))
+        ]
+        return {
+            "title": documented.get("title"),
+            "description": documented.get("description"),
+            "examples": documented.get("examples"),
+            "oneOf": [
+                *answers,
+                _alternative("IntakeSkip", {**step, "enum": optional}, {"const": "skip"}),
+                _alternative(
+                    "IntakeBack", {**step, "enum": list(questionnaire.STEP_IDS)}, {"const": "back"}
+                ),
+            ],
+        }
+
+
+def _alternative(
+    title: str, step: dict[str, Any], action: dict[str, Any], answer: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One way to call the route; ``title`` names it for client generators (one type each)."""
+    properties = {"step": step, "action": {"type": "string", **action}}
+    if answer is None:
+        return {
+            "title": title,
+            "type": "object",
+            "properties": properties,
+            "required": ["step", "action"],
+            "additionalProperties": False,
+        }
+    return {
+        "title": title,
+        "type": "object",
+        "properties": {**properties, "answer": answer},
+        "required": ["step", "answer"],
+        "additionalProperties": False,
+    }
 
 
 # --- recommendations -------------------------------------------------------------------
@@ -106,7 +203,7 @@ class RecommendIn(BaseModel):
 
     model_config = _body({"limit": 5}, {})
 
-    limit: int = Field(5, ge=1, le=20)
+    limit: Annotated[int, Field(ge=1, le=20), WholeNumber] = 5
 
 
 class FactorOut(BaseModel):
@@ -142,7 +239,9 @@ class AcceptIn(BaseModel):
 
     model_config = _body({"target_time_seconds": 14400}, {})
 
-    target_time_seconds: int | None = _omittable(ge=60, le=30 * 86400)
+    target_time_seconds: Annotated[int, Field(ge=60, le=30 * 86400), WholeNumber] | None = (
+        omittable()
+    )
 
 
 class GoalDistance(BaseModel):

@@ -163,8 +163,8 @@ async def answer(user: User, body: IntakeAnswerIn) -> dict[str, Any]:
             )
         if body.step not in {s.id for s in steps}:
             raise ApiError(
-                400,
-                "unknown_step",
+                409,
+                "not_in_version",
                 f"The intake (version {session.version}) has no step '{body.step}'; "
                 f"the current step is '{current.id}'.",
             )
@@ -179,14 +179,16 @@ async def answer(user: User, body: IntakeAnswerIn) -> dict[str, Any]:
             return _state(session, answers[:-1])
         if body.action == "skip":
             if not current.optional:
-                raise ApiError(400, "step_required", f"The step '{current.id}' cannot be skipped.")
+                raise ApiError(409, "step_required", f"The step '{current.id}' cannot be skipped.")
             value = None
         else:
             try:
                 value = current.check(body.answer)
             except ValueError as error:
-                raise ApiError(
-                    400, "invalid_answer", f"The answer to '{current.id}' {error}."
+                raise ApiError(  # the schema's form of the step, not this version's
+                    409,
+                    "answer_does_not_fit",
+                    f"The answer to '{current.id}' (version {session.version}) {error}.",
                 ) from error
         row = await IntakeAnswer.create(
             session_id=session.id,

@@ -6,7 +6,7 @@ from quart import Blueprint
 
 from core import current_platform, endpoint
 from plugins.root.schemas import ServiceInfo
-from plugins.root.service import describe
+from plugins.root.service import described
 
 blueprint = Blueprint("root", __name__)
 
@@ -15,5 +15,4 @@ blueprint = Blueprint("root", __name__)
 @endpoint(response=ServiceInfo, auth="public")
 async def read_root() -> ServiceInfo:
     """Name, version and environment of this deployment, its families and links."""
-    platform = current_platform()
-    return describe(platform, platform.plugins["root"].settings.service_name)
+    return described(current_platform())

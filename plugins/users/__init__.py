@@ -21,7 +21,7 @@ from core import (
 from plugins.users import service
 from plugins.users.clients import PUSH_SENDER, UnconfiguredPushSender, push_sender
 from plugins.users.models import User
-from plugins.users.routes import blueprint
+from plugins.users.routes import attestable_blueprint, blueprint
 from plugins.users.schemas import ProfileIn, ProfilePatch, UsersSettings
 
 PLUGIN = PluginInfo(
@@ -37,8 +37,9 @@ def settings_model() -> type[UsersSettings]:
 
 
 @hookimpl
-def blueprints() -> Iterable[Blueprint]:
-    return [blueprint]
+def blueprints(plugin: LoadedPlugin) -> Iterable[Blueprint]:
+    settings: UsersSettings = plugin.settings
+    return [blueprint, attestable_blueprint(settings.require_attestation_for)]
 
 
 @hookimpl

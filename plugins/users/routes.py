@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from quart import Blueprint
@@ -28,6 +29,7 @@ from plugins.users.schemas import (
     FAMILY,
     AccountDeletionOut,
     AccountExport,
+    AttestableRoute,
     DeviceIn,
     DeviceOut,
     NotificationOut,
@@ -115,14 +117,7 @@ async def delete_profile(profile_id: int, user: User) -> None:
 # --- /notifications --------------------------------------------------------------------
 
 
-@blueprint.post("/notifications/devices")
-@endpoint(
-    body=DeviceIn,
-    response=DeviceOut,
-    status=201,
-    responses={200: DeviceOut},
-    rate_limits=("20/minute", "100/hour"),
-)
+# POST /notifications/devices: declared per app by attestable_blueprint (the end of the file)
 async def register_device(body: DeviceIn, user: User) -> tuple[Device, int]:
     """Register this device's FCM token for the caller's pushes.
 
@@ -186,12 +181,7 @@ async def send_test_push(user: User) -> Notification:
 # --- /account --------------------------------------------------------------------------
 
 
-@blueprint.delete("/account")
-@endpoint(
-    status=204,
-    responses={202: AccountDeletionOut},
-    recent_sign_in=recent_sign_in_window,
-)
+# DELETE /account: declared per app by attestable_blueprint (the end of the file)
 async def delete_account(identity: Identity) -> tuple[DeletionState, int] | None:
     """Erase the caller everywhere: every enabled family's data, then the Firebase user.
 
@@ -220,3 +210,41 @@ async def read_account_deletion(identity: Identity) -> DeletionState:
 async def export_account(user: User) -> dict[str, Any]:
     """Everything every enabled family holds about the caller, as one JSON document."""
     return {**await export_user_data(user), "user": user}
+
+
+# --- routes a deployment may guard with attestation -------------------------------------
+
+
+def attestable_blueprint(attested: Collection[AttestableRoute]) -> Blueprint:
+    """``POST /notifications/devices`` and ``DELETE /account``, declared for one app.
+
+    Each requires the ``attested`` route requirement (a verified device and a fresh proof
+    from it; the ``attestation`` family defines it) when ``require_attestation_for`` names
+    it. The declaration is made per app because a requirement no enabled family defines
+    stops start-up: guarding them unconditionally would break every deployment without
+    attestation, which is the default.
+    """
+    guarded = Blueprint("users_attestable", __name__)
+
+    def requires(route: AttestableRoute) -> tuple[str, ...]:
+        return ("attested",) if route in attested else ()
+
+    guarded.post("/notifications/devices")(
+        endpoint(
+            body=DeviceIn,
+            response=DeviceOut,
+            status=201,
+            responses={200: DeviceOut},
+            rate_limits=("20/minute", "100/hour"),
+            requires=requires("device_registration"),
+        )(register_device)
+    )
+    guarded.delete("/account")(
+        endpoint(
+            status=204,
+            responses={202: AccountDeletionOut},
+            recent_sign_in=recent_sign_in_window,
+            requires=requires("account_deletion"),
+        )(delete_account)
+    )
+    return guarded

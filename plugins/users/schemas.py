@@ -10,14 +10,13 @@ from zoneinfo import available_timezones
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     field_validator,
 )
 
-from core import Family, SpecComponent
+from core import Family, SpecComponent, WholeNumber, omittable
 
 Units = Annotated[
     Literal["metric", "imperial"], SpecComponent("Units", "How distances and weights are shown.")
@@ -66,15 +65,10 @@ def _body(*examples: dict[str, Any]) -> ConfigDict:
     return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": list(examples)})
 
 
-def _integral(value: Any) -> Any:
-    """JSON Schema counts 190.0 as an integer, so it is one here too."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
 # Integers as JSON Schema means them; the bounds come before the validator so that the
 # document shows them.
-BirthYear = Annotated[int, Field(ge=1900, le=2100), BeforeValidator(_integral)]
-HeartRate = Annotated[int, Field(ge=100, le=230), BeforeValidator(_integral)]
+BirthYear = Annotated[int, Field(ge=1900, le=2100), WholeNumber]
+HeartRate = Annotated[int, Field(ge=100, le=230), WholeNumber]
 _TIMEZONES = frozenset(available_timezones()) - {"Factory", "localtime"}
 
 
@@ -99,6 +93,10 @@ TIMEZONE_DESCRIPTION = (
 )
 
 
+AttestableRoute = Literal["account_deletion", "device_registration"]
+"""The users routes a deployment may guard with attestation (``require_attestation_for``)."""
+
+
 class UsersSettings(BaseModel):
     """``[plugins.users.settings]``."""
 
@@ -119,6 +117,13 @@ class UsersSettings(BaseModel):
     )
     recent_sign_in_seconds: int = Field(300, ge=10, le=86400)
     max_devices: int = Field(20, ge=1, le=100)
+    require_attestation_for: list[AttestableRoute] = Field(
+        default_factory=list,
+        description="routes that also require the `attested` route requirement (the "
+        "attestation family's; start-up refuses the setting when no enabled family defines "
+        "it): account_deletion (DELETE /account), device_registration "
+        "(POST /notifications/devices)",
+    )
 
     @field_validator("fcm_url")
     @classmethod
@@ -131,20 +136,6 @@ class UsersSettings(BaseModel):
 
 FAMILY = Family(__package__, UsersSettings)
 """This family in the running app: ``FAMILY.settings``, ``FAMILY.stash[PUSH_SENDER]``."""
-
-
-def _drop_default(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
-
-
-def _omittable(**constraints: Any) -> Any:
-    """A request field that may be left out; ``null`` is accepted only if its type says so.
-
-    Its ``None`` default is never validated nor shown in the schema, so the contract says
-    exactly what a client may send: a ``"default": null`` would make typed clients
-    (openapi-typescript) require the field, and Swagger UI pre-fill ``null``.
-    """
-    return Field(None, json_schema_extra=_drop_default, **constraints)
 
 
 # --- /users ----------------------------------------------------------------------------
@@ -177,21 +168,21 @@ class UserPatch(BaseModel):
         {"display_name": None},
     )
 
-    display_name: str | None = _omittable(
+    display_name: str | None = omittable(
         min_length=1,
         max_length=100,
         pattern=SINGLE_LINE,
         description="Shown to coaches; null clears it.",
         examples=["Ana Runner"],
     )
-    locale: str = _omittable(
+    locale: str = omittable(
         pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
         max_length=35,
         description="A BCP 47 language tag, lower-case language first.",
         examples=["en", "fr-FR", "pt-BR"],
     )
-    timezone: TimeZone = _omittable(description=TIMEZONE_DESCRIPTION, examples=TIMEZONE_EXAMPLES)
-    units: Units = _omittable()
+    timezone: TimeZone = omittable(description=TIMEZONE_DESCRIPTION, examples=TIMEZONE_EXAMPLES)
+    units: Units = omittable()
 
 
 # --- /users_profiles -------------------------------------------------------------------
@@ -202,10 +193,10 @@ class ProfileFields(BaseModel):
 
     model_config = BODY
 
-    weekly_hours: float | None = _omittable(ge=0, le=40, description="Training hours a week.")
+    weekly_hours: float | None = omittable(ge=0, le=40, description="Training hours a week.")
     goals: list[Goal] = Field(default_factory=list, max_length=10)
-    birth_year: BirthYear | None = _omittable()
-    max_heart_rate: HeartRate | None = _omittable()
+    birth_year: BirthYear | None = omittable()
+    max_heart_rate: HeartRate | None = omittable()
 
 
 class ProfileIn(ProfileFields):
@@ -232,9 +223,9 @@ class ProfilePatch(ProfileFields):
 
     model_config = _body({"level": "advanced", "weekly_hours": 8}, {"max_heart_rate": None})
 
-    sport: Sport = _omittable()
-    level: Level = _omittable()
-    goals: list[Goal] = _omittable(max_length=10)
+    sport: Sport = omittable()
+    level: Level = omittable()
+    goals: list[Goal] = omittable(max_length=10)
 
 
 class ProfileOut(BaseModel):
@@ -283,8 +274,8 @@ class PreferencesPatch(BaseModel):
 
     model_config = _body({"muted_categories": ["events"]}, {"push_enabled": False})
 
-    push_enabled: bool = _omittable()
-    muted_categories: list[Category] = _omittable(max_length=50)
+    push_enabled: bool = omittable()
+    muted_categories: list[Category] = omittable(max_length=50)
 
 
 class DeliveryOut(BaseModel):
