@@ -26,9 +26,11 @@ class Tally:
     connect_errors: int = 0
 
 
-def build_request(method: str, path: str, port: int, body: bytes) -> bytes:
+def build_request(method: str, path: str, port: int, body: bytes, authorization: str = "") -> bytes:
     """The raw request, built once and sent as-is on every iteration."""
     lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept: */*"]
+    if authorization:
+        lines.append(f"Authorization: {authorization}")
     if body:
         lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
@@ -88,13 +90,15 @@ def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-async def run(url: str, method: str, body: bytes, connections: int, duration: float) -> dict:
+async def run(
+    url: str, method: str, body: bytes, connections: int, duration: float, authorization: str = ""
+) -> dict:
     """Drive the load and summarise it like wrk's ``done`` callback does."""
     parts = urlsplit(url)
     if parts.hostname != "127.0.0.1":
         raise SystemExit("the load generator only talks to 127.0.0.1")
     port = parts.port or 80
-    request = build_request(method, parts.path or "/", port, body)
+    request = build_request(method, parts.path or "/", port, body, authorization)
     tally = Tally()
     started = time.perf_counter()
     deadline = started + duration
@@ -126,8 +130,16 @@ if __name__ == "__main__":
     parser.add_argument("--body", default="")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--authorization", default="", help="an Authorization header value")
     args = parser.parse_args()
     summary = asyncio.run(
-        run(args.url, args.method, args.body.encode(), args.connections, args.duration)
+        run(
+            args.url,
+            args.method,
+            args.body.encode(),
+            args.connections,
+            args.duration,
+            args.authorization,
+        )
     )
     print("BENCH_JSON " + json.dumps(summary))

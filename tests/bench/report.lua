@@ -1,5 +1,5 @@
 -- wrk script for the benchmark: the request comes from the environment
--- (BENCH_METHOD, BENCH_BODY), and the summary is printed as one JSON line so
+-- (BENCH_METHOD, BENCH_BODY, BENCH_AUTHORIZATION), and the summary is printed as one JSON line so
 -- run.py reads exact counts and percentiles instead of parsing wrk's text.
 
 wrk.method = os.getenv("BENCH_METHOD") or "GET"
@@ -7,6 +7,10 @@ local body = os.getenv("BENCH_BODY")
 if body ~= nil and body ~= "" then
   wrk.body = body
   wrk.headers["Content-Type"] = "application/json"
+end
+local authorization = os.getenv("BENCH_AUTHORIZATION")
+if authorization ~= nil and authorization ~= "" then
+  wrk.headers["Authorization"] = authorization
 end
 
 done = function(summary, latency, requests)
