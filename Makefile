@@ -11,6 +11,10 @@ STAMP := $(VENV)/.installed
 # The API client toolchain (Redocly, openapi-typescript, tsc), pinned in tools/package-lock.json.
 API_TOOLS := tools/node_modules/.installed
 
+# Two pytest workers (pytest-xdist): each starts its own Auth Emulator. Override with
+# PYTEST_ARGS (for one file: make test PYTEST_ARGS=tests/test_users_lifecycle.py).
+PYTEST_ARGS ?= -n 2
+
 .PHONY: serve test bench lint openapi api-tools lint-api
 
 $(STAMP): pyproject.toml tests/example_plugin/pyproject.toml
@@ -37,8 +41,10 @@ serve: $(STAMP)
 test: $(STAMP) $(FIREBASE) $(API_TOOLS)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	$(BIN)/python tests/bench/run.py $(BENCH_ARGS)
+# wrk (apt-get install wrk) is the load generator when installed; the emulator tokens need
+# firebase-tools; PostgreSQL is used when one answers at 127.0.0.1:5432 (BENCH_POSTGRES_URL).
+bench: $(STAMP) $(FIREBASE)
+	$(BIN)/python -m tests.bench.run $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

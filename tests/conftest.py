@@ -28,6 +28,7 @@ from core.config import CoreSettings
 from core.emulator import AuthEmulator
 from core.testing import serving, settings_for, write_plugins_file
 from tests.fakes.alice import FakeAlice
+from tests.fakes.cheshire import FakeCheshire
 from tests.fakes.fcm import FakeFcm, serve_fake_fcm
 from tests.fakes.terra import FakeTerra
 from tests.support import ROOT
@@ -290,3 +291,12 @@ def fake_terra() -> Iterator[FakeTerra]:
         yield terra
     finally:
         terra.stop()
+
+
+@pytest.fixture
+def fake_cheshire() -> Iterator[FakeCheshire]:
+    cheshire = FakeCheshire().start()
+    try:
+        yield cheshire
+    finally:
+        cheshire.stop()

@@ -61,12 +61,22 @@ def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def python_client(tmp_path: Path) -> Iterator[ModuleType]:
-    """The client openapi-python-client generates (default configuration), imported."""
+    """The client openapi-python-client generates (docs/clients.md's configuration), imported."""
     generator = require(
         VENV_BIN / "openapi-python-client", "pip install -e '.[test]' (openapi-python-client)"
     )
     result = run(
-        [str(generator), "generate", "--path", str(SPEC), "--output-path", "client"], tmp_path
+        [
+            str(generator),
+            "generate",
+            "--path",
+            str(SPEC),
+            "--output-path",
+            "client",
+            "--config",
+            str(ROOT / "tests/clients/openapi-python-client.yaml"),
+        ],
+        tmp_path,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from core.testing import write_plugins_file
 from tests.support import ROOT
+from tests.support.app_attest import FakeAppleCA, attestation_settings
 
 TEST_SERVER_ENV = "IMPERFECT_TEST_SERVER"
 
@@ -29,14 +31,34 @@ def test_server() -> str:
     return os.environ.get(TEST_SERVER_ENV, "") or "hypercorn"
 
 
-def default_plugins_with_fakes(alice_url: str, terra: Any) -> dict[str, Any]:
-    """The checked-in plugins.toml, with sibling services pointed at their fakes."""
+def default_plugins_with_fakes(
+    alice_url: str, terra: Any, *, play_integrity: Any = None, cheshire: Any = None
+) -> dict[str, Any]:
+    """The checked-in plugins.toml, with sibling services pointed at their fakes.
+
+    Webhook secrets get test values (an unconfigured webhook answers 503). A family that
+    is off by default but configured for tests here (given its fake) is turned on, one
+    statement per family, so the contract test covers it too.
+    """
     plugins = tomllib.loads((ROOT / "plugins.toml").read_text())["plugins"]
     plugins["health_providers"]["settings"]["alice_url"] = alice_url
     plugins["health_providers"]["settings"]["redis_url"] = ""
     plugins["terra"]["settings"].update(
         base_url=terra.url, dev_id=terra.dev_id, api_key=terra.api_key, alice_url=alice_url
     )
+    channels = plugins["channels"]["settings"]
+    channels["whatsapp"].update(app_secret="test-app-secret", verify_token="test-verify-token")
+    channels["heylo"]["webhook_secret"] = "test-heylo-webhook-secret-0123456789"
+    if cheshire is not None:
+        plugins["cheshire"]["settings"].update(base_url=cheshire.url, api_key=cheshire.api_key)
+    if play_integrity is not None:
+        plugins["attestation"] |= {
+            "enabled": True,
+            "settings": plugins["attestation"]["settings"]
+            | attestation_settings(
+                FakeAppleCA(), play_integrity, ed25519.Ed25519PrivateKey.generate()
+            ),
+        }
     return plugins
 
 
