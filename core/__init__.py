@@ -23,7 +23,7 @@ from core.clients import ServiceClient, UpstreamStream, UpstreamStreamError
 from core.endpoints import RequirementContext, RouteRequirement, endpoint
 from core.errors import ApiError, ConfigError, ConflictError, StartupError
 from core.families import USER_MODEL, Family, Stash, StashKey, User
-from core.fields import WholeNumber, omittable
+from core.fields import WholeNumber, omittable, request_body
 from core.hookspecs import PushMessage, ReadinessCheck, SourceEvent, hookimpl, hookspec
 from core.offline import running
 from core.openapi import SpecComponent
@@ -89,6 +89,7 @@ __all__ = [
     "outbox_backlog",
     "prune_handled",
     "request_account_deletion",
+    "request_body",
     "running",
     "service_version",
     "utcnow",

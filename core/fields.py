@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 
 def _whole_number(value: Any) -> Any:
@@ -36,3 +36,10 @@ def omittable(**constraints: Any) -> Any:
     itself is accepted only if the field's type says so.
     """
     return Field(None, json_schema_extra=_drop_default, **constraints)
+
+
+def request_body(*examples: Any, strict: bool = True) -> ConfigDict:
+    """The ``model_config`` of a request body: unknown fields refused, strict types (no
+    ``"5"`` for ``5``) unless ``strict=False``, and the examples the spec shows (Swagger UI
+    pre-fills the first; tests/test_errors_and_spec.py checks each validates)."""
+    return ConfigDict(extra="forbid", strict=strict, json_schema_extra={"examples": list(examples)})

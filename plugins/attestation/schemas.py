@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from core import Family, StashKey, WholeNumber
+from core import Family, StashKey, WholeNumber, request_body
 from plugins.attestation.clients import PlayIntegrityClient
 
 Purpose = Literal["attestation", "assertion"]
@@ -117,11 +117,6 @@ PLAY_INTEGRITY = StashKey[PlayIntegrityClient]("play_integrity")
 """The Play Integrity API, set at start-up when a package name and a credential are set."""
 
 
-def _body(*examples: dict[str, Any]) -> ConfigDict:
-    """Strict JSON bodies with examples (Swagger UI pre-fills the first one)."""
-    return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": list(examples)})
-
-
 EXAMPLE_CHALLENGE = "q3Jx0yO2m1cPZ7b9F4kLwT8eN5vR6sA0dH2gU1iYcXo"
 
 
@@ -129,7 +124,7 @@ class ChallengeIn(BaseModel):
     """What the challenge is for: ``attestation`` (``POST /attest/verify``) or
     ``assertion`` (the ``X-Attest-Challenge`` of one guarded request)."""
 
-    model_config = _body({"purpose": "attestation"}, {"purpose": "assertion"})
+    model_config = request_body({"purpose": "attestation"}, {"purpose": "assertion"})
 
     purpose: Purpose
 
@@ -167,7 +162,7 @@ Challenge = Annotated[
 class IosVerifyIn(BaseModel):
     """An App Attest attestation object from ``attestKey(keyId, SHA256(challenge bytes))``."""
 
-    model_config = _body(IOS_EXAMPLE)
+    model_config = request_body(IOS_EXAMPLE)
 
     platform: Literal["ios"]
     challenge: Challenge
@@ -185,7 +180,7 @@ class IosVerifyIn(BaseModel):
 class AndroidVerifyIn(BaseModel):
     """A Play Integrity token whose ``nonce`` or ``requestHash`` is the challenge."""
 
-    model_config = _body(ANDROID_EXAMPLE)
+    model_config = request_body(ANDROID_EXAMPLE)
 
     platform: Literal["android"]
     challenge: Challenge
@@ -224,7 +219,7 @@ class ProbeTokenIn(BaseModel):
     SHA-256, DER) over ``imperfect-health-probe-v1\\n{probe_id}\\n{timestamp}\\n{nonce}``.
     """
 
-    model_config = _body(
+    model_config = request_body(
         {
             "probe_id": "synthetic-monitor",
             "timestamp": 1767225600,

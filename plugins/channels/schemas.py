@@ -6,11 +6,11 @@ Also the family's handle on itself (:data:`FAMILY`) and the keys of its run-time
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
-from core import Family, Registry, StashKey
+from core import Family, Registry, StashKey, request_body
 from plugins.channels.hookspecs import Capability, Channel
 
 
@@ -96,11 +96,6 @@ Code = Field(
 )
 
 
-def _body(*examples: Any) -> ConfigDict:
-    """A request body: unknown fields refused, with examples the spec shows."""
-    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(examples)})
-
-
 class ChannelOut(BaseModel):
     name: str
     display_name: str
@@ -131,7 +126,7 @@ class HandshakeQuery(BaseModel):
 
 
 class InboundCodeIn(BaseModel):
-    model_config = _body({"channel": "whatsapp"})
+    model_config = request_body({"channel": "whatsapp"}, strict=False)
 
     channel: str = Field(pattern=r"^[a-z][a-z0-9_]{1,31}$", description="a registered channel")
 
@@ -144,7 +139,7 @@ class InboundCodeOut(BaseModel):
 
 
 class PhoneIn(BaseModel):
-    model_config = _body({"phone_number": "+14155552671"})
+    model_config = request_body({"phone_number": "+14155552671"}, strict=False)
 
     phone_number: str = Field(
         pattern=r"^\+[1-9][0-9 ().-]{5,30}$",
@@ -160,7 +155,7 @@ class PhoneCodeOut(BaseModel):
 
 
 class ConfirmIn(BaseModel):
-    model_config = _body({"code": "K7QM-2XPA"})
+    model_config = request_body({"code": "K7QM-2XPA"}, strict=False)
 
     code: str = Code
 
@@ -188,7 +183,7 @@ class ReferenceOut(BaseModel):
 
 
 class ReferenceAnswerIn(BaseModel):
-    model_config = _body({"answer": "confirmed"})
+    model_config = request_body({"answer": "confirmed"}, strict=False)
 
     answer: Literal["confirmed", "declined"]
 

@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic.json_schema import WithJsonSchema
 
-from core import Family, SpecComponent, StashKey, WholeNumber, omittable
+from core import Family, SpecComponent, StashKey, WholeNumber, omittable, request_body
 
 
 class EventsSettings(BaseModel):
@@ -182,10 +182,6 @@ Url = Annotated[str, StringConstraints(max_length=500), AfterValidator(_http_url
 BODY = ConfigDict(extra="forbid", strict=True)
 
 
-def _body(*examples: dict[str, Any]) -> ConfigDict:
-    return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": list(examples)})
-
-
 # --- the catalogue ---------------------------------------------------------------------
 
 
@@ -208,7 +204,7 @@ class DistanceIn(BaseModel):
 class TranslationIn(BaseModel):
     """The name and description of an event in one language."""
 
-    model_config = _body(
+    model_config = request_body(
         {"name": "Marathon de Berlin", "description": "Le parcours le plus rapide du monde."}
     )
 
@@ -250,7 +246,7 @@ class EventIn(EventFields):
     """A new event. ``source_id`` is the id the event has in the catalogue it came from
     (imports are idempotent by it)."""
 
-    model_config = _body(
+    model_config = request_body(
         {**EXAMPLE_EVENT, "source_id": "bmw-berlin-2031"},
         {k: v for k, v in EXAMPLE_EVENT.items() if k not in ("translations", "organiser_url")},
     )
@@ -263,7 +259,7 @@ class EventPatch(BaseModel):
     """Changes to an event: only the fields sent change. ``distances`` replaces the list
     (a distance with the same km keeps its id, so goals on it stay)."""
 
-    model_config = _body({"date": "2031-09-29", "start_time": "08:30"}, {"description": ""})
+    model_config = request_body({"date": "2031-09-29", "start_time": "08:30"}, {"description": ""})
 
     name: Line = omittable()
     description: Description = omittable()
@@ -418,7 +414,7 @@ class UserEventIn(BaseModel):
     """Make an event (one of its distances) the caller's active goal; the current one, if
     any, moves to history as replaced."""
 
-    model_config = _body(
+    model_config = request_body(
         {"event_id": 1, "distance_id": 1, "target_time_seconds": 12600},
         {"event_id": 1},
     )

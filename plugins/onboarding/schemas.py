@@ -16,7 +16,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from core import Family, WholeNumber, omittable
+from core import Family, WholeNumber, omittable, request_body
 from plugins.onboarding import questionnaire
 
 
@@ -35,10 +35,6 @@ class OnboardingSettings(BaseModel):
 
 
 FAMILY = Family(__package__, OnboardingSettings)
-
-
-def _body(*examples: dict[str, Any]) -> ConfigDict:
-    return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": list(examples)})
 
 
 # --- intake ----------------------------------------------------------------------------
@@ -89,7 +85,7 @@ class IntakeAnswerIn(BaseModel):
     in that form is a 409 too.
     """
 
-    model_config = _body(
+    model_config = request_body(
         {"step": "sport", "answer": "running"},
         {"step": "weekly_hours", "answer": 6.5},
         {"step": "home_location", "answer": {"lat": 48.8566, "lng": 2.3522}},
@@ -201,7 +197,7 @@ def _alternative(
 class RecommendIn(BaseModel):
     """Rank the catalogue for the caller now (from their completed intake)."""
 
-    model_config = _body({"limit": 5}, {})
+    model_config = request_body({"limit": 5}, {})
 
     limit: Annotated[int, Field(ge=1, le=20), WholeNumber] = 5
 
@@ -237,7 +233,7 @@ class RecommendationSetOut(BaseModel):
 class AcceptIn(BaseModel):
     """Make the recommended event the caller's active goal."""
 
-    model_config = _body({"target_time_seconds": 14400}, {})
+    model_config = request_body({"target_time_seconds": 14400}, {})
 
     target_time_seconds: Annotated[int, Field(ge=60, le=30 * 86400), WholeNumber] | None = (
         omittable()
@@ -274,7 +270,7 @@ class AcceptOut(BaseModel):
 class ReplyIn(BaseModel):
     """What the caller thinks of a recommendation, in their words (sent to hare)."""
 
-    model_config = _body({"text": "Too hilly for me, but I love the date."})
+    model_config = request_body({"text": "Too hilly for me, but I love the date."})
 
     text: str = Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")
 

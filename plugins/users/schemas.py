@@ -16,7 +16,7 @@ from pydantic import (
     field_validator,
 )
 
-from core import Family, SpecComponent, WholeNumber, omittable
+from core import Family, SpecComponent, WholeNumber, omittable, request_body
 
 Units = Annotated[
     Literal["metric", "imperial"], SpecComponent("Units", "How distances and weights are shown.")
@@ -57,12 +57,6 @@ Goal = Annotated[
 # Request bodies are JSON, which has types: take them as they are (no 0 for false, no
 # "1990" for 1990) and refuse unknown fields.
 BODY = ConfigDict(extra="forbid", strict=True)
-
-
-def _body(*examples: dict[str, Any]) -> ConfigDict:
-    """:data:`BODY` with the request's examples: Swagger UI pre-fills the first one, and
-    tests/test_errors_and_spec.py checks that each validates against the model."""
-    return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": list(examples)})
 
 
 # Integers as JSON Schema means them; the bounds come before the validator so that the
@@ -162,7 +156,7 @@ class UserPatch(BaseModel):
     ``null``; the others always have a value, so ``null`` is refused.
     """
 
-    model_config = _body(
+    model_config = request_body(
         {"display_name": "Ana Runner", "locale": "fr-FR", "timezone": "Europe/Paris"},
         {"units": "imperial"},
         {"display_name": None},
@@ -202,7 +196,7 @@ class ProfileFields(BaseModel):
 class ProfileIn(ProfileFields):
     """A new athlete profile; one per sport. Optional fields left out are empty."""
 
-    model_config = _body(
+    model_config = request_body(
         {
             "sport": "running",
             "level": "intermediate",
@@ -221,7 +215,7 @@ class ProfileIn(ProfileFields):
 class ProfilePatch(ProfileFields):
     """Changes to a profile: only the fields sent change; null clears an optional one."""
 
-    model_config = _body({"level": "advanced", "weekly_hours": 8}, {"max_heart_rate": None})
+    model_config = request_body({"level": "advanced", "weekly_hours": 8}, {"max_heart_rate": None})
 
     sport: Sport = omittable()
     level: Level = omittable()
@@ -246,7 +240,7 @@ class ProfileOut(BaseModel):
 class DeviceIn(BaseModel):
     """A device's FCM registration token."""
 
-    model_config = _body(
+    model_config = request_body(
         {"token": "eXampleDeviceToken:APA91bFq3x2ExampleRegistrationToken_0123", "platform": "ios"}
     )
 
@@ -272,7 +266,7 @@ class PreferencesOut(BaseModel):
 class PreferencesPatch(BaseModel):
     """Only the fields sent change."""
 
-    model_config = _body({"muted_categories": ["events"]}, {"push_enabled": False})
+    model_config = request_body({"muted_categories": ["events"]}, {"push_enabled": False})
 
     push_enabled: bool = omittable()
     muted_categories: list[Category] = omittable(max_length=50)
