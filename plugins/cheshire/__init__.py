@@ -4,6 +4,7 @@ See docs/families/cheshire.md and docs/services/cheshire.md."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -53,6 +54,9 @@ async def startup(plugin: LoadedPlugin) -> None:
         },
     )
     plugin.stash[CHESHIRE_CLIENT] = CheshireClient(http, chunk_timeout=settings.chunk_timeout)
+    # The Vega-Lite schema (about 1 MB of JSON) is read once here, off the loop, so no
+    # request pays for it and a missing altair stops start-up instead of the first chart.
+    await asyncio.to_thread(service.vega_lite)
 
 
 @hookimpl

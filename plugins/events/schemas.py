@@ -41,16 +41,6 @@ FAMILY = Family(__package__, EventsSettings)
 """This family in the running app: ``FAMILY.settings``, ``FAMILY.stash[SWEEPER]``."""
 
 
-SPORTS = (
-    "running",
-    "trail_running",
-    "cycling",
-    "mountain_biking",
-    "triathlon",
-    "swimming",
-    "rowing",
-    "other",
-)
 # The same component as the users family's athlete profiles (identical content, so the
 # merged spec holds it once): an event's sport and a profile's sport are one type.
 Sport = Annotated[
