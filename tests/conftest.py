@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from tests.fakes.cheshire import FakeCheshire
 from tests.fakes.fcm import FakeFcm, serve_fake_fcm
 from tests.fakes.terra import FakeTerra
 from tests.support import ROOT
+from tests.support.ports import free_port
 from tests.support.servers import stop_process_group
 
 FIREBASE_BIN = Path(
@@ -46,12 +46,6 @@ DEFAULT_PLUGINS: dict[str, Any] = {"root": {"module": "plugins.root"}}
 # Redis for tests of event subscribers. When IMPERFECT_TEST_REDIS_URL is set (CI sets it),
 # a Redis that does not answer fails those tests; otherwise they are skipped, with the reason.
 REDIS_URL = os.environ.get("IMPERFECT_TEST_REDIS_URL", "")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 from core import create_app
 from core.emulator import AuthEmulator
 from core.errors import ConfigError
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 PLUGINS = {"example": {"entry_point": "example", "settings": {"api_key": "k"}}}
 

@@ -26,12 +26,12 @@ from core.models import OutboxMessage
 from core.outbox import utcnow
 from plugins.channels.models import ChannelIdentity, LinkCode, OutboundMessage, ReceivedMessage
 from tests import test_channels as shared
-from tests.conftest import free_port
 from tests.fakes import whatsapp
 from tests.fakes.heylo import API_KEY as HEYLO_KEY
 from tests.fakes.server import FakeServer
 from tests.fakes.whatsapp import FakeWhatsApp
 from tests.support import dispatcher_of, runtime_of
+from tests.support.ports import free_port
 from tests.support.servers import serving_processes
 from tests.test_channels import (
     NUMBER,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,16 +16,11 @@ from core import serving
 from core.cli import cli
 from core.errors import ConfigError
 from tests.support import ROOT
+from tests.support.ports import free_port
 from tests.support.servers import stop_process_group
 
 IMPERFECT = ROOT / ".venv/bin/imperfect"
 CHATTY = '[plugins.chatty]\nmodule = "tests.plugins.chatty"\n'
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _env(workdir: Path, **extra: str) -> dict[str, str]:
@@ -125,7 +119,7 @@ def test_serve_refuses_a_bad_log_level_or_settings_file_before_starting(tmp_path
         ({serving.CONFIG_ENV: str(tmp_path / "bad.toml")}, "no_such_setting"),
     ):
         result = subprocess.run(
-            [str(IMPERFECT), "serve", "--port", str(_free_port())],
+            [str(IMPERFECT), "serve", "--port", str(free_port())],
             cwd=tmp_path,
             env=_env(tmp_path, **extra),
             capture_output=True,
@@ -165,7 +159,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``imperfect serve --workers 2`` from a directory without config/; (base URL, log)."""
     (tmp_path / "plugins.toml").write_text(CHATTY)
     assert not (tmp_path / "config").exists()
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(

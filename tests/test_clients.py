@@ -15,9 +15,9 @@ from quart import Quart, request
 
 from core.clients import ServiceClient, UpstreamStreamError
 from core.errors import ApiError
-from tests.conftest import free_port
 from tests.fakes.server import FakeServer
 from tests.fakes.streaming import Script, StreamingServer
+from tests.support.ports import free_port
 
 
 class Flaky:

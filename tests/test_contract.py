@@ -12,12 +12,12 @@ import httpx
 import pytest
 
 from core.emulator import AuthEmulator
-from tests.conftest import free_port
 from tests.fakes.alice import FakeAlice
 from tests.fakes.cheshire import FakeCheshire
 from tests.fakes.play_integrity import FakePlayIntegrity
 from tests.fakes.terra import FakeTerra
 from tests.support import ROOT
+from tests.support.ports import free_port
 from tests.support.servers import default_plugins_with_fakes, serving_processes
 
 pytestmark = pytest.mark.schemathesis

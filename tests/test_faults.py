@@ -31,11 +31,11 @@ import httpx
 import pytest
 
 from core.emulator import AuthEmulator
-from tests.conftest import free_port
 from tests.fakes.alice import FakeAlice
 from tests.fakes.terra import FakeTerra
 from tests.health_support import families, member
 from tests.support import ROOT, bearer, new_account
+from tests.support.ports import free_port
 from tests.support.private_services import private_postgres
 from tests.support.servers import default_plugins_with_fakes, serving_processes
 

@@ -25,10 +25,10 @@ from typing import Any
 import pytest
 
 from core.emulator import AuthEmulator
-from tests.conftest import free_port
 from tests.fakes.alice import FakeAlice
 from tests.fakes.terra import FakeTerra
 from tests.support import PASSWORD, ROOT
+from tests.support.ports import free_port
 from tests.support.servers import default_plugins_with_fakes, serving_processes
 
 pytestmark = pytest.mark.clients

@@ -25,10 +25,10 @@ from core.cli import cli
 from core.models import OutboxMessage
 from core.outbox import Dispatcher, utcnow
 from plugins.hare.models import BackfillCheckpoint, PendingSourceEvent
-from tests.conftest import free_port
 from tests.fakes.hare import API_KEY, FakeHare
 from tests.plugins.diary.models import DiaryEntry
 from tests.support import bearer, dispatcher_of, new_account, users_family
+from tests.support.ports import free_port
 
 
 @pytest.fixture

@@ -26,11 +26,11 @@ from core.models import HandledMessage
 from plugins.health_providers import service
 from plugins.health_providers.models import Connection
 from plugins.health_providers.schemas import EVENT_COUNTERS, EVENTS, FAMILY, PROVIDERS
-from tests.conftest import free_port
 from tests.fakes.alice import FakeAlice
 from tests.fakes.alice import sign as fake_sign
 from tests.health_support import connect, families, member
 from tests.plugins.push_recorder.models import RecordedPush
+from tests.support.ports import free_port
 
 NOTIFIER = {"push_recorder": {"module": "tests.plugins.push_recorder"}}
 

@@ -22,11 +22,11 @@ from plugins.health_providers.models import Connection, EventCheckpoint
 from plugins.health_providers.reconcile import RECONCILER, Reconciler
 from plugins.health_providers.schemas import ALICE_CLIENT, EVENTS, PROVIDERS
 from plugins.users.models import Notification
-from tests.conftest import free_port
 from tests.fakes.alice import FakeAlice
 from tests.fakes.fcm import FakeFcm
 from tests.health_support import connect, families, member
 from tests.support import dispatcher_of, fcm_token, users_family
+from tests.support.ports import free_port
 from tests.test_health_providers_events import (
     DroppingProxy,
     eventually,

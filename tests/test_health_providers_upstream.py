@@ -6,9 +6,9 @@ import time
 
 from core.emulator import AuthEmulator
 from plugins.health_providers.models import Connection, OAuthState
-from tests.conftest import free_port
 from tests.fakes.alice import FakeAlice
 from tests.health_support import connect, families, member
+from tests.support.ports import free_port
 
 
 async def test_connect_with_alice_slow_is_504_within_the_timeout(

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from core.models import DEAD, OutboxMessage
 from core.outbox import enqueue, utcnow
 from tests.fakes.server import FakeServer
 from tests.support import ROOT
+from tests.support.ports import free_port
 from tests.support.servers import stop_process_group
 
 CHATTY = {"chatty": {"module": "tests.plugins.chatty"}}
@@ -193,17 +193,11 @@ def upstream() -> Iterator[tuple[Upstream, str]]:
         yield fake, server.url
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_upstream_calls_are_counted_by_service_and_outcome(upstream):
     _, url = upstream
     gizmos = ServiceClient("gizmos", url, connect_timeout=0.5, read_timeout=0.2, retries=0)
     gone = ServiceClient(
-        "gizmos", f"http://127.0.0.1:{_closed_port()}", connect_timeout=0.5, read_timeout=0.5
+        "gizmos", f"http://127.0.0.1:{free_port()}", connect_timeout=0.5, read_timeout=0.5
     )
     before = metrics.generate_latest(metrics.REGISTRY).decode()
     try:
@@ -252,7 +246,7 @@ async def test_subscription_state_is_exported():
     name = f"observed-{os.getpid()}"
     subscription = Subscription(
         name,
-        f"redis://127.0.0.1:{_closed_port()}",
+        f"redis://127.0.0.1:{free_port()}",
         ["events"],
         handler,
         initial_backoff=0.01,
@@ -449,9 +443,7 @@ def test_prepare_workers_makes_a_fresh_directory_unless_one_is_set(tmp_path, mon
 def two_workers(tmp_path: Path) -> Iterator[tuple[str, Callable[[], str]]]:
     """``imperfect serve --workers 2`` with JSON logs and a metrics directory; its base URL."""
     (tmp_path / "plugins.toml").write_text('[plugins.chatty]\nmodule = "tests.plugins.chatty"\n')
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     log_path = tmp_path / "serve.log"
     env = {
         "PATH": "/usr/bin:/bin",

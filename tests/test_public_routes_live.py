@@ -14,9 +14,9 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import free_port
 from tests.support import ROOT
 from tests.support.gpx import loop, track
+from tests.support.ports import free_port
 from tests.support.servers import serving_processes
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

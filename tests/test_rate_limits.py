@@ -24,9 +24,9 @@ from core import RateLimit, endpoint
 from core.emulator import AuthEmulator
 from core.endpoints import declared_endpoint
 from core.ratelimit import client_ip
-from tests.conftest import free_port
 from tests.plugins.throttled import routes
 from tests.support import ROOT, bearer, new_account, runtime_of
+from tests.support.ports import free_port
 from tests.support.servers import serving_processes
 
 PLUGINS = {"throttled": {"module": "tests.plugins.throttled"}}

@@ -25,6 +25,7 @@ from core.config import CoreSettings
 from core.errors import ConfigError
 from core.testing import settings_for
 from tests.support import ROOT, new_account, users_family
+from tests.support.ports import free_port
 from tests.support.servers import stop_process_group
 
 IMPERFECT = ROOT / ".venv/bin/imperfect"
@@ -136,12 +137,6 @@ def test_imperfect_check_accepts_the_emulator_in_tests(imperfect) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _serve_env(workdir: Path, **extra: str) -> dict[str, str]:
     (workdir / "plugins.toml").write_text('[plugins.root]\nmodule = "plugins.root"\n')
     return {
@@ -160,7 +155,7 @@ def test_imperfect_serve_refuses_the_emulator_in_production(tmp_path: Path, envi
     if environment is not None:
         env["IMPERFECT_ENV"] = environment
     result = subprocess.run(
-        [str(IMPERFECT), "serve", "--port", str(_free_port())],
+        [str(IMPERFECT), "serve", "--port", str(free_port())],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -175,7 +170,7 @@ def test_imperfect_serve_refuses_the_emulator_in_production(tmp_path: Path, envi
 def test_a_start_up_a_worker_refuses_exits_1_with_one_line(tmp_path: Path) -> None:
     """Unapplied migrations: each worker refuses; the server exits 1 naming the cause once."""
     result = subprocess.run(
-        [str(IMPERFECT), "serve", "--port", str(_free_port()), "--workers", "2"],
+        [str(IMPERFECT), "serve", "--port", str(free_port()), "--workers", "2"],
         cwd=tmp_path,
         env=_serve_env(tmp_path, IMPERFECT_ENV="test"),
         capture_output=True,
@@ -383,7 +378,7 @@ async def test_an_int_segment_of_ascii_digits_matches_and_is_documented_as_an_in
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     """``imperfect serve --migrate`` of the root family; (port, log file)."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from core import serving
-from tests.conftest import free_port
 from tests.support import ROOT
+from tests.support.ports import free_port
 from tests.support.servers import stop_process_group
 
 IMPERFECT = ROOT / ".venv/bin/imperfect"

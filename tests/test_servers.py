@@ -25,11 +25,11 @@ import pytest
 from core import serving
 from core.emulator import AuthEmulator
 from core.errors import ConfigError
-from tests.conftest import free_port
 from tests.fakes.alice import FakeAlice
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.terra import FakeTerra
 from tests.support import ROOT, bearer, fcm_token, new_account, users_family
+from tests.support.ports import free_port
 from tests.support.servers import default_plugins_with_fakes, serving_processes, stop_process_group
 
 IMPERFECT = ROOT / ".venv/bin/imperfect"

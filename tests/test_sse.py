@@ -24,8 +24,8 @@ from pydantic import BaseModel
 
 from core import EventStream, ServerSentEvent, endpoint
 from core.app import create_app
-from tests.conftest import free_port
 from tests.support import ROOT
+from tests.support.ports import free_port
 from tests.support.servers import serving_processes
 
 TICKER = {"ticker": {"module": "tests.plugins.ticker"}}

@@ -12,10 +12,10 @@ from core import current_platform
 from core.emulator import AuthEmulator
 from plugins.terra.models import TerraReference
 from plugins.users.models import User
-from tests.conftest import free_port
 from tests.fakes.alice import FakeAlice
 from tests.fakes.terra import FakeTerra, legacy_error, problem
 from tests.health_support import member
+from tests.support.ports import free_port
 
 
 def terra_families(

@@ -15,11 +15,11 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from core.emulator import AuthEmulator
-from tests.conftest import free_port
 from tests.fakes.alice import FakeAlice
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.terra import FakeTerra
 from tests.support import bearer, fcm_token, new_account, users_family
+from tests.support.ports import free_port
 from tests.support.servers import default_plugins_with_fakes, serving_processes
 
 

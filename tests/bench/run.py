@@ -30,7 +30,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -107,12 +108,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 class BenchError(RuntimeError):
     """The benchmark cannot produce trustworthy numbers (a server failed, a request erred)."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _headers(target: Target, token: str | None) -> dict[str, str]:

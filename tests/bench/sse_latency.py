@@ -38,8 +38,9 @@ import httpx
 import tomli_w
 
 from core.emulator import sign_in_or_up
-from tests.bench.run import auth_emulator, free_port, server
+from tests.bench.run import auth_emulator, server
 from tests.fakes.cheshire import API_KEY, FakeCheshire
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

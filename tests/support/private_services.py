@@ -22,11 +22,7 @@ from pathlib import Path
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.ports import free_port
 
 
 def _postgres_bin(name: str) -> str:
@@ -60,7 +56,7 @@ class PrivatePostgres:
     def __init__(self) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="imperfect-pg-"))
         self.data = self.directory / "pgdata"
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres", "postgres")
@@ -129,7 +125,7 @@ class PrivateRedis:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
 

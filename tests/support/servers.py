@@ -125,8 +125,15 @@ def _healthy(base: str) -> bool:
 
 
 def stop_process_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM a process started with ``start_new_session``, and its children; then SIGKILL."""
-    os.killpg(process.pid, signal.SIGTERM)
+    """SIGTERM a process started with ``start_new_session``, and its children; then SIGKILL.
+
+    A group already gone (the server failed to start) is fine: the caller reports why.
+    """
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        process.wait()
+        return
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
