@@ -4,7 +4,8 @@ Settings start from the defaults shipped in the package (``core/defaults/hyperco
 overridden key by key by one deployment file: the path in ``IMPERFECT_HYPERCORN_CONFIG``,
 else ``config/hypercorn.toml`` in the working directory when it exists. The file holds
 hypercorn's own settings plus a few of ours (:data:`OWN_SETTINGS`: header and body
-timeouts, the connection cap, the event loop, the file-descriptor limit), and each server
+timeouts, the connection cap, the event loop, the file-descriptor limit, pinning workers
+to CPUs), and each server
 gets the same deployment settings translated into its own terms (:class:`Limits`).
 
 One supervisor, whichever the server (:func:`run`):
@@ -13,10 +14,12 @@ One supervisor, whichever the server (:func:`run`):
   (:func:`check_in_child`), so a configuration error fails with one line before any
   worker starts, and the supervisor never holds a built app (its RSS is reported);
 - it raises the soft file-descriptor limit to the hard one (``raise_nofile``);
-- it spawns ``--workers`` processes. Each worker binds **its own** listening socket with
-  ``SO_REUSEPORT`` (:func:`bind_socket`), so the Linux kernel spreads new connections
-  across the workers; one socket shared by every worker (hypercorn's and uvicorn's own
-  supervisors) lets whichever worker wakes first accept most connections;
+- it spawns ``--workers`` processes, each pinned to a CPU of its own where
+  :func:`worker_cpus` says so (granian's, by default). Each worker binds **its own**
+  listening socket with ``SO_REUSEPORT`` (:func:`bind_socket`), so the Linux kernel
+  spreads new connections across the workers; one socket shared by every worker
+  (hypercorn's and uvicorn's own supervisors) lets whichever worker wakes first accept
+  most connections;
 - each worker builds the app once (:func:`worker_app`: application logging first), runs
   the ASGI lifespan (start-up, outbox dispatcher, subscribers; shutdown) through its
   server, and reports a refused start-up to the supervisor, which stops the others and
@@ -81,9 +84,17 @@ SERVERS = ("hypercorn", "uvicorn", "granian")
 _SET_BY_SERVE = frozenset({"bind", "workers", "application_path", "worker_class"})
 # Our own settings, the same for every server (see core/defaults/hypercorn.toml).
 OWN_SETTINGS = frozenset(
-    {"header_timeout", "body_timeout", "max_connections", "event_loop", "raise_nofile"}
+    {
+        "header_timeout",
+        "body_timeout",
+        "max_connections",
+        "event_loop",
+        "raise_nofile",
+        "pin_workers",
+    }
 )
 _EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+_PIN_WORKERS = ("auto", "on", "off")
 
 log = logging.getLogger("imperfect.serve")
 
@@ -165,6 +176,7 @@ class Limits:
     server_header: bool
     event_loop: str  # "asyncio" or "uvloop", resolved from "auto"
     raise_nofile: bool
+    pin_workers: str  # "auto", "on" or "off" (see worker_cpus)
 
 
 def _number(settings: Mapping[str, Any], key: str, minimum: float = 0) -> float:
@@ -179,6 +191,9 @@ def limits_from(settings: Mapping[str, Any]) -> Limits:
     loop = settings.get("event_loop", "auto")
     if loop not in _EVENT_LOOPS:
         raise ConfigError(f"server setting event_loop = {loop!r}: expected one of {_EVENT_LOOPS}")
+    pin = settings.get("pin_workers", "auto")
+    if pin not in _PIN_WORKERS:
+        raise ConfigError(f"server setting pin_workers = {pin!r}: expected one of {_PIN_WORKERS}")
     if loop == "auto":
         loop = "uvloop" if find_spec("uvloop") is not None else "asyncio"
     elif loop == "uvloop" and find_spec("uvloop") is None:
@@ -193,7 +208,25 @@ def limits_from(settings: Mapping[str, Any]) -> Limits:
         server_header=bool(settings.get("include_server_header", False)),
         event_loop=loop,
         raise_nofile=bool(settings.get("raise_nofile", True)),
+        pin_workers=pin,
     )
+
+
+def worker_cpus(pin_workers: str, server: str, workers: int) -> tuple[int, ...]:
+    """The CPU each worker is pinned to, by worker slot; empty when none is pinned.
+
+    Only when every worker can have a CPU of its own (of those this process may use).
+    ``auto`` pins granian's workers: each is two busy threads (its Rust I/O runtime and
+    the Python event loop), and left to the scheduler they spread over every core and
+    hand each request across cores (docs/benchmarks.md: CPU per request 164 µs unpinned,
+    138 µs pinned, two workers on two cores). ``on`` pins under any server.
+    """
+    if pin_workers == "off" or (pin_workers == "auto" and server != "granian"):
+        return ()
+    if workers < 2 or not hasattr(os, "sched_getaffinity"):
+        return ()
+    usable = sorted(os.sched_getaffinity(0))
+    return tuple(usable[:workers]) if workers <= len(usable) else ()
 
 
 @dataclass(frozen=True)
@@ -206,6 +239,7 @@ class Plan:
     workers: int
     config: Config  # hypercorn's (its logger serves every server's access log)
     limits: Limits
+    cpus: tuple[int, ...] = ()  # the CPU of each worker slot (worker_cpus); empty: unpinned
 
 
 def serving_plan(server: str, host: str, port: int, workers: int) -> Plan:
@@ -221,7 +255,8 @@ def serving_plan(server: str, host: str, port: int, workers: int) -> Plan:
     limits = limits_from(settings)
     config = _hypercorn_config(settings, host, port, workers)
     config.worker_class = limits.event_loop
-    return Plan(server, host, port, workers, config, limits)
+    cpus = worker_cpus(limits.pin_workers, server, workers)
+    return Plan(server, host, port, workers, config, limits, cpus)
 
 
 # --- the access log: one request, one line ---------------------------------------------
@@ -509,13 +544,18 @@ def _stop_when(shutdown_event: Event, stop: Callable[[], None]) -> None:
     threading.Thread(target=watch, name="imperfect-shutdown", daemon=True).start()
 
 
-def _worker(plan: Plan, shutdown_event: Event, failures: SimpleQueue) -> None:
+def _worker(plan: Plan, slot: int, shutdown_event: Event, failures: SimpleQueue) -> None:
     """One worker process: its own socket, its app, its server; a refused start reported.
+
+    ``slot`` (0 to workers - 1) picks its CPU when the plan pins workers; the threads its
+    server starts afterwards inherit that affinity.
 
     SIGINT and SIGTERM are the supervisor's: it stops every worker through
     ``shutdown_event`` (so a signal to the whole process group still shuts down gracefully).
     """
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if plan.cpus:
+        os.sched_setaffinity(0, {plan.cpus[slot]})
     _worker_limits.append(plan.limits)
     try:
         sock = bind_socket(plan.host, plan.port, plan.limits.backlog)
@@ -779,7 +819,7 @@ def run(plan: Plan) -> str | None:
     context = get_context("spawn")
     shutdown_event = context.Event()
     failures: SimpleQueue = context.SimpleQueue()
-    processes: list[BaseProcess] = []
+    processes: dict[BaseProcess, int] = {}  # each live worker and its slot
     stopping = False
     failure: str | None = None
 
@@ -791,15 +831,20 @@ def run(plan: Plan) -> str | None:
     def populate() -> None:
         # SIGINT ignored while spawning, so that the workers inherit it: the parent stops them.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        while len(processes) < plan.workers:
+        for slot in sorted(set(range(plan.workers)) - set(processes.values())):
             process = context.Process(
                 target=_worker,
-                kwargs={"plan": plan, "shutdown_event": shutdown_event, "failures": failures},
+                kwargs={
+                    "plan": plan,
+                    "slot": slot,
+                    "shutdown_event": shutdown_event,
+                    "failures": failures,
+                },
                 name=f"imperfect-{plan.server}-worker",
             )
             process.daemon = config.daemon
             process.start()
-            processes.append(process)
+            processes[process] = slot
         for name in ("SIGINT", "SIGTERM"):
             signal.signal(getattr(signal, name), stop)
 
@@ -808,7 +853,7 @@ def run(plan: Plan) -> str | None:
         while processes and not stopping:
             wait([process.sentinel for process in processes], timeout=1)
             for process in [p for p in processes if p.exitcode is not None]:
-                processes.remove(process)
+                del processes[process]
                 if process.exitcode != 0 and not stopping:
                     failure = (
                         failures.get()
@@ -839,7 +884,7 @@ def serve(server: str, host: str, port: int, workers: int, migrate: bool) -> str
     log.info(
         "serving with %s, %d worker(s) on %s:%d (SO_REUSEPORT per worker); configuration "
         "checked in a child process (a built app: %s RSS, freed); supervisor: %s RSS; "
-        "open files limit: %s",
+        "open files limit: %s; workers pinned to CPUs: %s",
         server,
         workers,
         host,
@@ -847,5 +892,6 @@ def serve(server: str, host: str, port: int, workers: int, migrate: bool) -> str
         _mib(app_rss),
         _mib(rss_bytes()),
         "/".join(str(n) for n in nofile) if nofile else "unchanged",
+        ",".join(str(cpu) for cpu in plan.cpus) or "no",
     )
     return run(plan)

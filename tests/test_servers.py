@@ -140,6 +140,53 @@ def test_workers_share_new_connections(tmp_path: Path, server: str) -> None:
         assert min(counts.values()) >= 16, counts  # each worker takes at least a fifth
 
 
+def test_which_workers_are_pinned_to_a_cpu_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {2, 5, 7})
+    assert serving.worker_cpus("auto", "granian", 2) == (2, 5)
+    assert serving.worker_cpus("auto", "granian", 3) == (2, 5, 7)
+    assert serving.worker_cpus("auto", "granian", 4) == ()  # not a CPU each: the kernel decides
+    assert serving.worker_cpus("auto", "granian", 1) == ()
+    assert serving.worker_cpus("auto", "uvicorn", 2) == ()
+    assert serving.worker_cpus("on", "hypercorn", 2) == (2, 5)
+    assert serving.worker_cpus("off", "granian", 2) == ()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to pin two workers")
+@pytest.mark.parametrize(
+    ("server", "pin", "pinned"),
+    [
+        pytest.param(
+            "granian",
+            "auto",
+            True,
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("granian") is None, reason="granian is not installed"
+            ),
+        ),
+        ("hypercorn", "auto", False),
+        ("hypercorn", "on", True),
+    ],
+)
+def test_pinned_workers_each_run_on_a_cpu_of_their_own(
+    tmp_path: Path, server: str, pin: str, pinned: bool
+) -> None:
+    named = tmp_path / "server.toml"
+    named.write_text(f"pin_workers = {pin!r}\n")
+    with served(tmp_path, server, 2, IMPERFECT_HYPERCORN_CONFIG=str(named)) as (base, _, log):
+        pids: set[int] = set()
+        while len(pids) < 2:  # a new connection each time, until both workers answered
+            with httpx.Client() as client:
+                pids.add(client.get(f"{base}/chatty/hello", timeout=5).json()["pid"])
+        affinities = [os.sched_getaffinity(pid) for pid in pids]
+        usable = sorted(os.sched_getaffinity(0))
+        if pinned:
+            assert sorted(affinities, key=min) == [{usable[0]}, {usable[1]}]
+            assert f"workers pinned to CPUs: {usable[0]},{usable[1]}" in log.read_text()
+        else:
+            assert affinities == [set(usable), set(usable)]
+            assert "workers pinned to CPUs: no" in log.read_text()
+
+
 def test_a_start_up_refused_under_another_server_is_one_line(tmp_path: Path) -> None:
     server = "uvicorn" if importlib.util.find_spec("uvicorn") else "hypercorn"
     (tmp_path / "plugins.toml").write_text(CHATTY)
