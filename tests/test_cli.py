@@ -17,7 +17,7 @@ from core.cli import cli
 from core.errors import ConfigError
 from tests.support import ROOT
 from tests.support.ports import free_port
-from tests.support.servers import stop_process_group
+from tests.support.servers import imperfect_serve
 
 IMPERFECT = ROOT / ".venv/bin/imperfect"
 CHATTY = '[plugins.chatty]\nmodule = "tests.plugins.chatty"\n'
@@ -159,32 +159,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``imperfect serve --workers 2`` from a directory without config/; (base URL, log)."""
     (tmp_path / "plugins.toml").write_text(CHATTY)
     assert not (tmp_path / "config").exists()
-    port = free_port()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [str(IMPERFECT), "serve", "--migrate", "--port", str(port), "--workers", "2"],
-            cwd=tmp_path,
-            env=_env(tmp_path),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not start:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield base, log_path
-    finally:
-        stop_process_group(server)
+    with imperfect_serve(tmp_path, ["--migrate", "--workers", "2"], _env(tmp_path)) as served:
+        yield served
 
 
 def test_serve_logs_access_lines_and_family_loggers_in_every_worker(

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -26,7 +25,7 @@ from core.outbox import enqueue, utcnow
 from tests.fakes.server import FakeServer
 from tests.support import ROOT
 from tests.support.ports import free_port
-from tests.support.servers import stop_process_group
+from tests.support.servers import imperfect_serve
 
 CHATTY = {"chatty": {"module": "tests.plugins.chatty"}}
 THROTTLED = {"throttled": {"module": "tests.plugins.throttled"}}
@@ -443,8 +442,6 @@ def test_prepare_workers_makes_a_fresh_directory_unless_one_is_set(tmp_path, mon
 def two_workers(tmp_path: Path) -> Iterator[tuple[str, Callable[[], str]]]:
     """``imperfect serve --workers 2`` with JSON logs and a metrics directory; its base URL."""
     (tmp_path / "plugins.toml").write_text('[plugins.chatty]\nmodule = "tests.plugins.chatty"\n')
-    port = free_port()
-    log_path = tmp_path / "serve.log"
     env = {
         "PATH": "/usr/bin:/bin",
         "HOME": str(tmp_path),
@@ -454,30 +451,8 @@ def two_workers(tmp_path: Path) -> Iterator[tuple[str, Callable[[], str]]]:
         "IMPERFECT_LOG_FORMAT": "json",
         metrics.MULTIPROC_ENV: str(tmp_path / "metrics"),
     }
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [IMPERFECT, "serve", "--migrate", "--port", str(port), "--workers", "2"],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not start:\n{log_path.read_text()}")
-            time.sleep(0.2)
+    with imperfect_serve(tmp_path, ["--migrate", "--workers", "2"], env) as (base, log_path):
         yield base, log_path.read_text
-    finally:
-        stop_process_group(server)
 
 
 def test_two_workers_share_their_metrics_and_log_json_with_request_ids(two_workers):

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from core.testing import write_plugins_file
 from tests.support import ROOT
 from tests.support.app_attest import FakeAppleCA, attestation_settings
+from tests.support.ports import free_port
 
 TEST_SERVER_ENV = "IMPERFECT_TEST_SERVER"
 
@@ -109,12 +110,44 @@ def serving_processes(
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         deadline = time.monotonic() + timeout
         for (port, server), base in zip(servers, bases, strict=True):
-            while not _healthy(base):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    log_text = (workdir / f"serve-{port}.log").read_text()
-                    raise RuntimeError(f"server on port {port} did not start:\n{log_text}")
-                time.sleep(0.2)
+            wait_until_healthy(base, server, workdir / f"serve-{port}.log", deadline)
         yield bases
+
+
+@contextmanager
+def imperfect_serve(
+    workdir: Path, arguments: list[str], env: Mapping[str, str], timeout: float = 60
+) -> Iterator[tuple[str, Path]]:
+    """``imperfect serve --port P *arguments`` in ``workdir`` with exactly ``env``, until
+    ``/healthz`` answers; yields its base URL and log file, and stops it afterwards."""
+    port = free_port()
+    log_path = workdir / "serve.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [str(ROOT / ".venv/bin/imperfect"), "serve", "--port", str(port), *arguments],
+            cwd=workdir,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_healthy(base, server, log_path, time.monotonic() + timeout)
+        yield base, log_path
+    finally:
+        stop_process_group(server)
+
+
+def wait_until_healthy(
+    base: str, process: subprocess.Popen[bytes], log_path: Path, deadline: float
+) -> None:
+    """Poll ``{base}/healthz`` until it answers 200; the server's log in the error when the
+    process ends first or ``deadline`` (``time.monotonic()``) passes."""
+    while not _healthy(base):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"server at {base} did not start:\n{log_path.read_text()}")
+        time.sleep(0.2)
 
 
 def _healthy(base: str) -> bool:
