@@ -39,6 +39,7 @@ from core.plugins import LoadedPlugin, Platform, PluginInfo, Registry
 from core.ratelimit import RateLimit
 from core.sse import EventStream, ServerSentEvent
 from core.subscriptions import Subscription, handled_once, mark_handled, prune_handled
+from core.vocabulary import Level, Sport, Units
 
 __all__ = [
     "USER_MODEL",
@@ -49,6 +50,7 @@ __all__ = [
     "EventStream",
     "Family",
     "Identity",
+    "Level",
     "LoadedPlugin",
     "OutboxHandler",
     "OutboxItem",
@@ -66,10 +68,12 @@ __all__ = [
     "ServiceClient",
     "SourceEvent",
     "SpecComponent",
+    "Sport",
     "StartupError",
     "Stash",
     "StashKey",
     "Subscription",
+    "Units",
     "UpstreamStream",
     "UpstreamStreamError",
     "User",

@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic.json_schema import WithJsonSchema
 
-from core import Family, SpecComponent, StashKey, WholeNumber, omittable, request_body
+from core import Family, SpecComponent, Sport, StashKey, WholeNumber, omittable, request_body
 
 
 class EventsSettings(BaseModel):
@@ -41,21 +41,6 @@ FAMILY = Family(__package__, EventsSettings)
 """This family in the running app: ``FAMILY.settings``, ``FAMILY.stash[SWEEPER]``."""
 
 
-# The same component as the users family's athlete profiles (identical content, so the
-# merged spec holds it once): an event's sport and a profile's sport are one type.
-Sport = Annotated[
-    Literal[
-        "running",
-        "trail_running",
-        "cycling",
-        "mountain_biking",
-        "triathlon",
-        "swimming",
-        "rowing",
-        "other",
-    ],
-    SpecComponent("Sport", "The sport of an athlete profile."),
-]
 GoalStatus = Annotated[
     Literal["active", "completed", "abandoned", "replaced", "cancelled"],
     SpecComponent(

@@ -17,8 +17,8 @@ def athlete_profile_filled(
     Runs: once per completed intake, inside the transaction that completes it (so a
     failure rolls the completion back), in a request.
     Gets: ``plugin``, ``platform``, ``user`` (:class:`core.User`) and ``profile``: a
-    mapping with ``sport`` and ``level`` (the values of the ``Sport`` and ``Level``
-    components), ``weekly_hours`` (a float, or absent) and ``goals`` (a list of short
+    mapping with ``sport`` and ``level`` (values of :data:`core.Sport` and
+    :data:`core.Level`), ``weekly_hours`` (a float, or absent) and ``goals`` (a list of short
     sentences, possibly empty).
     Returns: nothing. The ``users`` family creates the user's profile for that sport, or
     updates it. Implement it ``@hookimpl(optionalhook=True)``: ``onboarding`` may be

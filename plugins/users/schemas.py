@@ -16,28 +16,8 @@ from pydantic import (
     field_validator,
 )
 
-from core import Family, SpecComponent, WholeNumber, omittable, request_body
+from core import Family, Level, SpecComponent, Sport, Units, WholeNumber, omittable, request_body
 
-Units = Annotated[
-    Literal["metric", "imperial"], SpecComponent("Units", "How distances and weights are shown.")
-]
-Sport = Annotated[
-    Literal[
-        "running",
-        "trail_running",
-        "cycling",
-        "mountain_biking",
-        "triathlon",
-        "swimming",
-        "rowing",
-        "other",
-    ],
-    SpecComponent("Sport", "The sport of an athlete profile."),
-]
-Level = Annotated[
-    Literal["beginner", "intermediate", "advanced", "elite"],
-    SpecComponent("Level", "The athlete's level in a sport."),
-]
 DevicePlatform = Annotated[
     Literal["ios", "android", "web"],
     SpecComponent("DevicePlatform", "The platform of a device that receives pushes."),
