@@ -229,10 +229,14 @@ class ServiceClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         retries: int | None = None,
     ) -> httpx.Response:
         """Send a request and return any response below 500.
 
+        ``data`` is a form-encoded body (OAuth token endpoints), ``headers`` are this
+        request's own (a per-user ``Authorization``), on top of the client's.
         An idempotent method is sent again (``retries`` times at most, default
         the client's) after a refused connection or a 502/503/504; a timeout is
         never retried, so a slow service costs one timeout, not several.
@@ -244,7 +248,7 @@ class ServiceClient:
         attempt = 0
         while True:
             try:
-                response = await self._attempt(method, path, params, json)
+                response = await self._attempt(method, path, params, json, data, headers)
             except httpx.TimeoutException as error:
                 raise self._timed_out(method, path, error) from error
             except httpx.ConnectError as error:
@@ -276,19 +280,26 @@ class ServiceClient:
             return response
 
     async def _attempt(
-        self, method: str, path: str, params: Mapping[str, Any] | None, json: Any
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: Mapping[str, str] | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """One exchange with the service, counted (and traced, when tracing is on)."""
         tracer = tracing.active()
-        span, headers = (None, None)
+        span, headers = (None, dict(extra) if extra else None)
         if tracer is not None:
-            span, headers = tracer.start_upstream(self.service, method, path)
+            span, traced = tracer.start_upstream(self.service, method, path)
+            headers = {**(headers or {}), **traced}
         started = time.perf_counter()
         status: int | None = None
         outcome = "unreachable"
         try:
             response = await self._http.request(
-                method, path, params=params, json=json, headers=headers
+                method, path, params=params, json=json, data=data, headers=headers
             )
             status = response.status_code
             outcome = upstream_outcome(status)

@@ -129,7 +129,10 @@ def endpoint(
     the window can come from the family's settings. ``errors`` lists the error
     statuses the handler itself raises (with :class:`core.errors.ApiError`), so
     the spec documents them; ``responses`` documents other statuses whose body
-    is not an error (for example ``{503: Readiness}``), each with its model.
+    is not an error (for example ``{503: Readiness}``), each with its model; on a
+    route whose ``media_type`` is not JSON, a status core also answers there (429 for
+    a rate limit, 503 for an outage) is documented with both bodies, core's JSON and
+    the route's own.
     The handler receives ``body``, ``query``, ``user`` (the resolved current
     user) and ``identity`` when its signature names them, plus path parameters.
     It returns a value for ``response``, a ``(value, status)`` pair, or a

@@ -579,15 +579,21 @@ def _operation(
         error_statuses.add(503)  # the database (or the disk) may be down
     for status in sorted(error_statuses):
         responses[str(status)] = _error(status)
+    replaced: set[str] = set()
     for status, schema in others.items():
-        responses[str(status)] = {
-            "description": HTTPStatus(status).phrase,
-            "content": {declared.media_type: {"schema": schema}},
-        }
+        content = {declared.media_type: {"schema": schema}}
+        answered_by_core = responses.get(str(status)) if status in error_statuses else None
+        if answered_by_core is not None and declared.media_type not in answered_by_core["content"]:
+            # Core answers this status on this route too, as JSON (a rate limit, an outage):
+            # a client may get either body, told apart by Content-Type.
+            answered_by_core["content"] = {**answered_by_core["content"], **content}
+            continue
+        replaced.add(str(status))
+        responses[str(status)] = {"description": HTTPStatus(status).phrase, "content": content}
         if 300 <= status < 400:
             responses[str(status)]["headers"] = {"Location": LOCATION_HEADER}
     if "503" in responses:
-        if "503" not in {str(status) for status in others}:
+        if "503" not in replaced:
             responses["503"]["description"] = UNAVAILABLE_DESCRIPTION
         responses["503"]["headers"] = {"Retry-After": UNAVAILABLE_HEADER}
     if rate_limited:
