@@ -1,6 +1,7 @@
 """The ``cheshire`` family: natural-language questions to cheshire, answered as JSON or
-streamed (Server-Sent Events) with text and Vega-Lite charts, and each user's history.
-See docs/families/cheshire.md and docs/services/cheshire.md."""
+streamed (Server-Sent Events) with text and Vega-Lite charts, and each user's history;
+and, for ``public_routes`` (its ``interpret_route_request`` hook), route requests in the
+user's words planned by cheshire. See docs/families/cheshire.md and docs/services/cheshire.md."""
 
 from __future__ import annotations
 
@@ -65,6 +66,19 @@ async def shutdown(plugin: LoadedPlugin) -> None:
     if client is not None:
         del plugin.stash[CHESHIRE_CLIENT]
         await client.http.aclose()
+
+
+@hookimpl(optionalhook=True)
+async def interpret_route_request(
+    plugin: LoadedPlugin,
+    user: User,
+    request_text: str,
+    locale: str,
+    near: Mapping[str, float] | None,
+) -> Mapping[str, Any]:
+    """``public_routes``' hook: a route request in the user's words, planned by cheshire."""
+    client = plugin.stash[CHESHIRE_CLIENT]
+    return await service.route_plan(client, user, request_text, locale, near)
 
 
 @hookimpl

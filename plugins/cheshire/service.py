@@ -176,6 +176,26 @@ async def _end(question: Question, status: str, code: str | None) -> None:
     await question.save(update_fields=["status", "error", "text", "charts", "answered_at"])
 
 
+async def route_plan(
+    client: CheshireClient,
+    user: User,
+    request: str,
+    locale: str,
+    near: Mapping[str, float] | None,
+) -> dict[str, Any]:
+    """A route request as ``public_routes``' plan (its ``interpret_route_request`` hook):
+    cheshire's first route is the one asked for, the others its alternatives. The
+    waypoints go on as cheshire wrote them; ``public_routes`` validates the plan."""
+    plan = await client.route_plan(request, user.firebase_uid, locale, near)
+    first, *others = plan.routes
+    return {
+        "title": first.title,
+        "waypoints": first.waypoints,
+        "paraphrase": plan.paraphrase,
+        "alternatives": [{"title": r.title, "waypoints": r.waypoints} for r in others],
+    }
+
+
 async def read(user: User, question_id: int) -> QuestionOut:
     question = None
     if question_id <= MAX_ID:  # larger ids exist nowhere, and overflow the integer column

@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from cryptography.fernet import Fernet, MultiFernet
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from core import Family, StashKey, omittable
-from plugins.public_routes.clients import RoutingClient
+from core import Family, StashKey, omittable, request_body
+from plugins.public_routes.clients import ElevationClient, GarminClient, RoutingClient
 
 Locale = Literal["en", "fr", "de", "es"]
+ElevationSource = Literal["service", "track", "partial", "none"]
 
 
 class PublicRoutesSettings(BaseModel):
@@ -31,11 +33,65 @@ class PublicRoutesSettings(BaseModel):
     osrm_profile: str = Field("foot", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     osrm_connect_timeout: float = Field(2.0, gt=0, le=30)
     osrm_read_timeout: float = Field(10.0, gt=0, le=60)
+    # An elevation service with Open Topo Data's API (GET /v1/{dataset}?locations=...), for
+    # planned routes and GPX tracks without elevation; either empty: from the track only.
+    elevation_url: str = ""
+    elevation_dataset: str = Field("", pattern=r"^([a-z0-9_-]{1,40}(,[a-z0-9_-]{1,40}){0,3})?$")
+    # Points looked up per route (evenly spread; the others interpolated), and seconds for
+    # the whole lookup: past it the route is stored without the service's elevation.
+    elevation_max_points: int = Field(500, ge=2, le=5000)
+    elevation_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    # Seconds a natural-language planner (cheshire) may take to turn a request into a plan.
+    planner_timeout_seconds: float = Field(40.0, gt=0, le=300)
+    # Garmin Connect route-send (/route-send/garmin/*); no client id: those routes answer 503.
+    garmin_client_id: str = ""
+    garmin_client_secret: SecretStr = SecretStr("")
+    garmin_authorize_url: str = "https://connect.garmin.com/oauth2Confirm"
+    garmin_token_url: str = "https://diauth.garmin.com/di-oauth2-service/oauth/token"
+    garmin_api_url: str = "https://apis.garmin.com"
+    # Fernet keys that encrypt Garmin tokens at rest, comma-separated: the first encrypts,
+    # every one decrypts (put a new key first to rotate, drop the old one once re-encrypted).
+    garmin_token_keys: SecretStr = SecretStr("")
+    garmin_state_ttl_seconds: int = Field(600, ge=60, le=3600)
+    garmin_connect_timeout: float = Field(3.0, gt=0, le=30)
+    garmin_read_timeout: float = Field(15.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _garmin_complete(self) -> PublicRoutesSettings:
+        """A client id without its secret or keys is a mistake, not "off"."""
+        if self.garmin_client_id:
+            if not self.garmin_client_secret.get_secret_value():
+                raise ValueError("garmin_client_id is set: set garmin_client_secret too")
+            garmin_fernet(self)  # raises on a missing or malformed key
+        return self
+
+    @property
+    def garmin_redirect_url(self) -> str:
+        """Where Garmin sends the browser back: registered with Garmin as is."""
+        return f"{self.public_url.rstrip('/')}/route-send/garmin/callback"
+
+
+def garmin_fernet(settings: PublicRoutesSettings) -> MultiFernet:
+    """The token cipher: the first key encrypts, every key decrypts."""
+    keys = [k.strip() for k in settings.garmin_token_keys.get_secret_value().split(",")]
+    keys = [k for k in keys if k]
+    if not keys:
+        raise ValueError("garmin_client_id is set: set garmin_token_keys (Fernet keys)")
+    try:
+        return MultiFernet([Fernet(key) for key in keys])
+    except ValueError as error:
+        raise ValueError(
+            "garmin_token_keys: each key must be a Fernet key "
+            "(32 url-safe base64-encoded bytes, Fernet.generate_key())"
+        ) from error
 
 
 FAMILY = Family(__package__, PublicRoutesSettings)
 """This family in the running app, whatever ``plugins.toml`` calls it."""
 ROUTING = StashKey[RoutingClient]("routing")
+ELEVATION = StashKey[ElevationClient]("elevation")
+GARMIN = StashKey[GarminClient]("garmin")
+GARMIN_CIPHER = StashKey[MultiFernet]("garmin_cipher")
 
 
 class UploadQuery(BaseModel):
@@ -80,6 +136,31 @@ class PlanIn(BaseModel):
     locale: Locale | None = omittable()
 
 
+class RequestPlanIn(BaseModel):
+    """A route asked for in the user's words; a planner (cheshire) turns it into waypoints."""
+
+    model_config = request_body(
+        {
+            "text": "A flat 10 km loop along the lake, starting from the old town",
+            "locale": "en",
+            "near": {"lat": 45.899, "lng": 6.129},
+        }
+    )
+
+    text: str = Field(min_length=1, max_length=500, description="The request, as written.")
+    locale: Locale
+    near: Waypoint | None = omittable(description="Where the route should be.")
+
+    @field_validator("text")
+    @classmethod
+    def _has_words(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the request is blank")
+        if any((ord(c) < 32 and c not in "\t\n\r") or ord(c) == 127 for c in value):
+            raise ValueError("the request holds control characters")
+        return value
+
+
 class PlanProgress(BaseModel):
     """A coarse step of planning: nothing of the engine's internals."""
 
@@ -105,6 +186,13 @@ class Stats(BaseModel):
     elevation_loss_m: float = Field(ge=0)
     trail_ratio: float | None = Field(None, ge=0.0, le=1.0)
     estimated_duration_s: int | None = Field(None, ge=0)
+    elevation_source: ElevationSource | None = Field(
+        None,
+        description="Where gain and loss come from: `service` (the elevation service), "
+        "`track` (the GPX file's own elevations), `partial` (the points with an elevation, "
+        "some have none), `none` (no elevation known, e.g. the service was down: gain and "
+        "loss are 0 and mean unknown); null for routes stored before it was recorded.",
+    )
 
 
 class RouteOut(BaseModel):
@@ -203,3 +291,44 @@ class AssetQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     v: str | None = Field(None, max_length=64)
+
+
+class GarminSendIn(BaseModel):
+    """The share to send to the caller's Garmin Connect as a course."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"examples": [{"share_id": "q3Yk1xq0m2Vb8gWc5tLr9A"}]},
+    )
+
+    share_id: str = Field(min_length=1, max_length=32)
+
+
+class GarminSendStarted(BaseModel):
+    """Where the browser goes next: Garmin's consent screen (``consent``), or this API's
+    send step when the caller already allowed it. Either ends on a result page."""
+
+    authorize_url: str
+    consent: bool
+    expires_at: datetime
+
+
+class GarminCallbackQuery(BaseModel):
+    """What Garmin's consent screen sends the browser back with: ``code`` and ``state``,
+    or ``error`` (``access_denied`` when the user declined). Other parameters are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state: str = Field(min_length=1, max_length=128)
+    code: str | None = Field(None, max_length=2048)
+    error: str | None = Field(None, max_length=128)
+    error_description: str | None = Field(None, max_length=1024)
+
+
+class GarminSendQuery(BaseModel):
+    """The send step's one-time ``state``, from ``POST /route-send/garmin/start``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: str = Field(min_length=1, max_length=128)

@@ -5,14 +5,21 @@
 and one Vega-Lite bar chart, with ``progress`` events whose ``detail`` holds cheshire's
 internals (SQL naming an internal host) that callers must never pass on.
 
+``POST /v1/route-plans`` answers a route request with a plan: a loop of four waypoints
+around ``near`` (or :data:`DEFAULT_NEAR`), ``alternatives`` shorter loops, and a paraphrase
+of the request. A test that needs cheshire to answer something else (a plan a model got
+wrong) sets ``route_plan`` to the body to answer.
+
 Tests choose how it behaves with ``mode``:
 
 - ``"answer"``: the normal answer;
-- ``"refuse"``: ``400 question_refused``; ``"down"``: ``503``;
+- ``"refuse"``: ``400 question_refused`` (a route request: ``400 request_refused``);
+  ``"down"``: ``503``;
 - ``"slow"``: ``delay`` seconds before the headers;
 - ``"stall"``: the first events, then nothing at all (no keep-alive) until the client goes;
 - ``"cut"``: the first events, then the connection is broken mid-body;
-- ``"error"``: the first events, then an ``error`` event full of internals;
+- ``"error"``: the first events, then an ``error`` event full of internals (a route
+  request, or a JSON answer: a ``500`` with a trace);
 - ``"endless"``: keep-alives and deltas forever, until the client goes;
 - ``"bad_chart"``: the chart is not valid Vega-Lite;
 - ``"timed"``: ``count`` deltas ``interval`` seconds apart, each text the
@@ -41,6 +48,7 @@ API_KEY = "test-cheshire-service-key"
 INTERNAL = "SELECT pace FROM activities@db-internal-7.cheshire.svc:5432 WHERE uid = $1"
 TRACE = 'Traceback (most recent call last):\n  File "/srv/cheshire/agent.py", line 88'
 KEEP_ALIVE = b": keep-alive\n\n"
+DEFAULT_NEAR = {"lat": 45.899, "lng": 6.129}
 
 
 def chart(title: str = "Long runs, pace") -> dict[str, Any]:
@@ -67,6 +75,7 @@ class Call:
     accept: str
     authorization: str
     body: Any
+    path: str = "/v1/answers"
 
 
 @dataclass
@@ -77,6 +86,8 @@ class FakeCheshire:
     hold: threading.Event | None = None
     count: int = 100
     interval: float = 0.002
+    alternatives: int = 1
+    route_plan: Any = None
     calls: list[Call] = field(default_factory=list)
     disconnected: threading.Event = field(default_factory=threading.Event)
     url: str = ""
@@ -91,6 +102,29 @@ class FakeCheshire:
 
     def stop(self) -> None:
         self._server.stop()
+
+    def plan(self, request: str, near: dict[str, float] | None) -> dict[str, Any]:
+        """The plan the fake answers for ``request`` near ``near``."""
+        lat, lng = (near or DEFAULT_NEAR)["lat"], (near or DEFAULT_NEAR)["lng"]
+        loops = [("Lakeside loop", 0.02)] + [
+            (f"Shorter loop {n}", 0.02 / (n + 1)) for n in range(1, self.alternatives + 1)
+        ]
+        return {
+            "plan_id": f"plan_{len(self.calls)}",
+            "paraphrase": f"A loop near {lat:.3f}, {lng:.3f}, as you asked: {request}",
+            "routes": [
+                {
+                    "title": title,
+                    "waypoints": [
+                        {"lat": lat, "lng": lng},
+                        {"lat": round(lat + size / 2, 6), "lng": round(lng + size, 6)},
+                        {"lat": round(lat + size, 6), "lng": lng},
+                        {"lat": lat, "lng": lng},
+                    ],
+                }
+                for title, size in loops
+            ],
+        }
 
     def words(self, question: str) -> list[str]:
         text = f"Here is what I found about: {question}"
@@ -109,6 +143,41 @@ def _error(status: int, code: str, message: str) -> Response:
 
 def _build_app(fake: FakeCheshire) -> Quart:
     app = Quart("fake_cheshire")
+
+    @app.post("/v1/route-plans")
+    async def route_plans() -> Response:
+        body = await request.get_json(silent=True)
+        fake.calls.append(
+            Call(
+                accept=request.headers.get("Accept", ""),
+                authorization=request.headers.get("Authorization", ""),
+                body=body,
+                path="/v1/route-plans",
+            )
+        )
+        if request.headers.get("Authorization") != f"Bearer {fake.api_key}":
+            return _error(401, "unauthorized", "bad service key")
+        asked = body.get("request") if isinstance(body, dict) else None
+        if not isinstance(asked, str) or not 1 <= len(asked) <= 500:
+            return _error(400, "invalid_body", "request must be 1 to 500 characters")
+        if not isinstance(body.get("user_id"), str):
+            return _error(400, "invalid_body", "user_id is required")
+        near = body.get("near")
+        if near is not None and not (
+            isinstance(near, dict)
+            and all(isinstance(near.get(k), int | float) for k in ("lat", "lng"))
+        ):
+            return _error(400, "invalid_body", "near is {lat, lng}")
+        if fake.mode == "refuse":
+            return _error(400, "request_refused", f"not a route; {INTERNAL}")
+        if fake.mode == "down":
+            return _error(503, "overloaded", f"pool exhausted at {INTERNAL}")
+        if fake.mode == "error":
+            return _error(500, "agent_crashed", TRACE)
+        if fake.mode == "slow":
+            await asyncio.sleep(fake.delay)
+        plan = fake.plan(asked, near) if fake.route_plan is None else fake.route_plan
+        return Response(json.dumps(plan), content_type="application/json")
 
     @app.post("/v1/answers")
     async def answers() -> Response:

@@ -1,13 +1,14 @@
-"""A fake routing engine speaking OSRM's HTTP API (``GET /route/v1/{profile}/{coordinates}``),
-on a real socket.
+"""A fake routing engine speaking OSRM's HTTP API (``GET /route/v1/{profile}/{coordinates}``
+and ``GET /nearest/v1/{profile}/{lng},{lat}``), on a real socket.
 
 It answers like OSRM: ``{"code": "Ok", "routes": [{"distance", "duration", "geometry"}],
 "waypoints": [...]}`` with ``geometries=geojson``, and a 400 with ``{"code": "InvalidQuery"}``
 (or ``"NoRoute"`` when told) otherwise. The route it draws goes through each waypoint with
 ``steps`` points in between on the straight line, so tests know the geometry it returned.
 Tests control it: ``fail_with`` (answer every call with this status), ``no_route`` (answer
-400 ``NoRoute``), ``delay`` (seconds before each answer). ``calls`` records each request's
-path and query.
+400 ``NoRoute``), ``unreachable`` (``(lng, lat)`` points no road reaches: a route through
+one is ``NoRoute``), ``delay`` (seconds before each answer). ``calls`` records each route
+request's path and query, ``nearest_calls`` each nearest request's coordinates.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ class FakeOsrm:
     steps: int = 10
     fail_with: int | None = None
     no_route: bool = False
+    unreachable: set[tuple[float, float]] = field(default_factory=set)
     delay: float = 0.0
     calls: list[dict[str, Any]] = field(default_factory=list)
+    nearest_calls: list[str] = field(default_factory=list)
     url: str = ""
     _server: FakeServer | None = None
 
@@ -72,7 +75,7 @@ class FakeOsrm:
                 return {"code": "InvalidUrl", "message": "bad coordinates"}, 400
             if len(waypoints) < 2 or request.args.get("geometries") != "geojson":
                 return {"code": "InvalidQuery", "message": "need two points, geojson"}, 400
-            if self.no_route:
+            if self.no_route or any((w[0], w[1]) in self.unreachable for w in waypoints):
                 return {"code": "NoRoute", "message": "Impossible route between points"}, 400
             line = self.geometry(waypoints)
             distance = sum(_metres(a, b) for a, b in itertools.pairwise(line))
@@ -89,6 +92,24 @@ class FakeOsrm:
                     }
                 ],
                 "waypoints": [{"name": "", "location": w, "distance": 0.0} for w in waypoints],
+            }
+
+        @app.get("/nearest/v1/<profile>/<coordinates>")
+        async def nearest(profile: str, coordinates: str) -> Any:
+            self.nearest_calls.append(coordinates)
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            if self.fail_with is not None:
+                return {"code": "Error", "message": "down"}, self.fail_with
+            try:
+                lng, lat = (float(v) for v in coordinates.split(","))
+            except ValueError:
+                return {"code": "InvalidUrl", "message": "one lng,lat pair"}, 400
+            return {
+                "code": "Ok",
+                "waypoints": [
+                    {"name": "", "location": [lng, lat], "distance": 0.0, "nodes": [1, 2]}
+                ],
             }
 
         return app

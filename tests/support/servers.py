@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from core.testing import write_plugins_file
@@ -50,6 +51,15 @@ def default_plugins_with_fakes(
     channels = plugins["channels"]["settings"]
     channels["whatsapp"].update(app_secret="test-app-secret", verify_token="test-verify-token")
     channels["heylo"]["webhook_secret"] = "test-heylo-webhook-secret-0123456789"
+    # Garmin route-send answers 503 unconfigured. Nothing here can reach Garmin (every call
+    # to it follows a consent on its screen), so it points at a closed port.
+    plugins["public_routes"]["settings"].update(
+        garmin_client_id="test-garmin-client",
+        garmin_client_secret="test-garmin-secret",
+        garmin_token_keys=Fernet.generate_key().decode(),
+        garmin_token_url="http://127.0.0.1:9/di-oauth2-service/oauth/token",
+        garmin_api_url="http://127.0.0.1:9",
+    )
     if cheshire is not None:
         plugins["cheshire"]["settings"].update(base_url=cheshire.url, api_key=cheshire.api_key)
     if play_integrity is not None:
