@@ -352,10 +352,10 @@ async def test_link_by_inbound_code_then_messages_reach_hare_exactly_once(
         assert fake_hare.accepted(key) == [201]  # exactly once
 
 
-async def test_link_by_outbound_code_with_limited_attempts(
-    app_client, auth_emulator, fake_fcm, fake_whatsapp
+async def test_link_by_outbound_code_with_limited_attempts_then_messages_reach_hare_once(
+    app_client, auth_emulator, fake_fcm, fake_whatsapp, fake_hare
 ):
-    async with app_client(families(fake_fcm.url, fake_whatsapp.url)) as client:
+    async with app_client(families(fake_fcm.url, fake_whatsapp.url, fake_hare.url)) as client:
         headers, user_id = await register(client, auth_emulator)
         other, _ = await register(client, auth_emulator)
         for bad, status in (
@@ -397,6 +397,19 @@ async def test_link_by_outbound_code_with_limited_attempts(
         assert (link["channel"], link["identity"], link["status"]) == ("whatsapp", NUMBER, "active")
         response = await client.post(confirm, json={"code": code}, headers=headers)
         assert (response.status_code, (await response.get_json())["code"]) == (409, "code_used")
+
+        # The number is linked: its message, delivered three times, reaches hare once.
+        body = whatsapp.envelope([whatsapp.text_message(NUMBER, "Easy 8 km, felt good")])
+        for _ in range(3):
+            assert (await deliver(client, body)).status_code == 200
+        await drain(dispatcher_of(client))
+        [event] = [
+            e for e in fake_hare.stored.values() if e["body"]["surface"] == "channel:whatsapp"
+        ]
+        assert event["body"]["text"] == "Easy 8 km, felt good"
+        assert event["body"]["user_id"] == str(user_id)
+        assert fake_hare.accepted(event["body"]["idempotency_key"]) == [201]
+        assert fake_whatsapp.texts_to(NUMBER) == [text]  # no "how to link" reply to a linked number
         response = await client.post(
             "/whatsapp_associations", json={"phone_number": "+14155552671"}, headers=headers
         )

@@ -11,7 +11,7 @@ and drops its own database). It
    on, and runs ``EXPLAIN (ANALYZE, BUFFERS)`` on exactly the SQL the service sent;
 3. serves the app (``imperfect serve``, hypercorn, one worker, rate limits off) and drives the
    request with ``wrk`` (or ``tests/bench/loadgen.py`` without it) for p50/p99 and req/s;
-4. replaces its own section at the end of ``docs/benchmarks.md``.
+4. replaces its own section of ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.bench.run import (  # noqa: E402
-    DOC,
     HEALTH,
     Cpus,
     Load,
@@ -46,6 +45,7 @@ from tests.bench.run import (  # noqa: E402
     prepare,
     request,
     server,
+    write_doc_section,
     wrk_version,
 )
 
@@ -232,14 +232,6 @@ def render(params: dict[str, str], explained: dict[str, Any], summary: dict[str,
     )
 
 
-def write_section(section: str, path: Path = DOC) -> None:
-    """Replace this benchmark's section (always the last one) or append it."""
-    text = path.read_text()
-    if HEADING in text:
-        text = text[: text.index(HEADING)]
-    path.write_text(text.rstrip("\n") + "\n\n" + section)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=10)
@@ -272,7 +264,7 @@ def main() -> int:
     section = render(params, explained, summary)
     print(section)
     if not args.no_write:
-        write_section(section)
+        write_doc_section(HEADING, section)
     return 0
 
 

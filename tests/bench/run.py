@@ -572,6 +572,19 @@ def emulator_token(host: str) -> tuple[str, str]:
     return account.uid, account.id_token
 
 
+def write_doc_section(heading: str, section: str, path: Path = DOC) -> None:
+    """Replace the section under ``heading`` in ``docs/benchmarks.md`` (up to the next
+    ``## `` heading), or append it: each standalone benchmark keeps its own section."""
+    text = path.read_text()
+    if heading not in text:
+        path.write_text(text.rstrip("\n") + "\n\n" + section)
+        return
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    rest = text[end + 1 :] if end != -1 else ""
+    path.write_text(text[:start] + section + ("\n" + rest if rest else ""))
+
+
 def postgres_available() -> bool:
     import asyncpg
 
