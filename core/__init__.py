@@ -37,6 +37,7 @@ from core.outbox import (
 )
 from core.plugins import LoadedPlugin, Platform, PluginInfo, Registry
 from core.ratelimit import RateLimit
+from core.routes import Readiness, readiness_report
 from core.sse import EventStream, ServerSentEvent
 from core.subscriptions import Subscription, handled_once, mark_handled, prune_handled
 from core.vocabulary import Level, Sport, Units
@@ -59,6 +60,7 @@ __all__ = [
     "PluginInfo",
     "PushMessage",
     "RateLimit",
+    "Readiness",
     "ReadinessCheck",
     "Registry",
     "RequirementContext",
@@ -92,6 +94,7 @@ __all__ = [
     "omittable",
     "outbox_backlog",
     "prune_handled",
+    "readiness_report",
     "request_account_deletion",
     "request_body",
     "running",

@@ -91,7 +91,6 @@ class Readiness(BaseModel):
 def core_blueprint() -> Blueprint:
     blueprint = Blueprint("core", __name__)
     detail_for_everyone = os.environ.get(DETAIL_ENV, "").strip().lower() in {"1", "true", "yes"}
-    migrations = _MigrationsCheck()
 
     @blueprint.get("/openapi.json")
     @endpoint(auth="public", include_in_schema=False)
@@ -134,42 +133,8 @@ def core_blueprint() -> Blueprint:
         The body names no host, port or path and shows no raw error; a token with the
         admin claim (or `IMPERFECT_READINESS_DETAIL=1` on the instance) shows them."""
         runtime = current_app.extensions["imperfect"]
-        timeout = runtime.core.readiness_timeout
-        raw = detail_for_everyone or await _is_admin(runtime)
-
-        async def run(check: Any) -> CheckResult:
-            return await _run_check(check, timeout, raw)
-
-        database = await run(_database_check)
-        pending = await run(functools.partial(migrations.check, runtime.tortoise_config))
-        auth = await run(_auth_check)
-        if not auth.ok and not _takes_tokens():
-            auth = CheckResult(ok=True, detail="not needed: no route takes a token")
-        plugins = {}
-        for name, checks in runtime.readiness.items():
-            results = {check: await run(fn) for check, fn in sorted(checks.items())}
-            plugins[name] = PluginReadiness(ok=all(r.ok for r in results.values()), checks=results)
-        for name, reason in runtime.failed_at_start.items():
-            error = reason if raw else scrub(reason)
-            plugins[name] = PluginReadiness(
-                ok=False, checks={"startup": CheckResult(ok=False, error=error)}
-            )
-        ready = database.ok and pending.ok and auth.ok
-        degraded = sorted(name for name, plugin in plugins.items() if not plugin.ok)
-        status: Literal["ready", "degraded", "not_ready"] = (
-            "not_ready" if not ready else "degraded" if degraded else "ready"
-        )
-        report = Readiness(
-            ready=ready,
-            status=status,
-            database=database,
-            migrations=pending,
-            auth=auth,
-            degraded=degraded,
-            plugins=plugins,
-            raw_errors=raw,
-        )
-        if ready:
+        report = await readiness_report(raw=detail_for_everyone or await _is_admin(runtime))
+        if report.ready:
             return report, 200
         return Response(
             report.model_dump_json(),
@@ -179,6 +144,51 @@ def core_blueprint() -> Blueprint:
         )
 
     return blueprint
+
+
+_MIGRATION_CHECKS: weakref.WeakKeyDictionary[Any, _MigrationsCheck] = weakref.WeakKeyDictionary()
+
+
+async def readiness_report(raw: bool = False) -> Readiness:
+    """What ``/readyz`` answers for the app serving this request: core's checks (database,
+    migrations, token verification) and every family's, each within the readiness timeout.
+    Errors are short phrases unless ``raw``."""
+    runtime = current_app.extensions["imperfect"]
+    timeout = runtime.core.readiness_timeout
+    migrations = _MIGRATION_CHECKS.setdefault(runtime, _MigrationsCheck())
+
+    async def run(check: Any) -> CheckResult:
+        return await _run_check(check, timeout, raw)
+
+    database = await run(_database_check)
+    pending = await run(functools.partial(migrations.check, runtime.tortoise_config))
+    auth = await run(_auth_check)
+    if not auth.ok and not _takes_tokens():
+        auth = CheckResult(ok=True, detail="not needed: no route takes a token")
+    plugins = {}
+    for name, checks in runtime.readiness.items():
+        results = {check: await run(fn) for check, fn in sorted(checks.items())}
+        plugins[name] = PluginReadiness(ok=all(r.ok for r in results.values()), checks=results)
+    for name, reason in runtime.failed_at_start.items():
+        error = reason if raw else scrub(reason)
+        plugins[name] = PluginReadiness(
+            ok=False, checks={"startup": CheckResult(ok=False, error=error)}
+        )
+    ready = database.ok and pending.ok and auth.ok
+    degraded = sorted(name for name, plugin in plugins.items() if not plugin.ok)
+    status: Literal["ready", "degraded", "not_ready"] = (
+        "not_ready" if not ready else "degraded" if degraded else "ready"
+    )
+    return Readiness(
+        ready=ready,
+        status=status,
+        database=database,
+        migrations=pending,
+        auth=auth,
+        degraded=degraded,
+        plugins=plugins,
+        raw_errors=raw,
+    )
 
 
 async def _database_check() -> str | None:

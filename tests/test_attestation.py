@@ -35,7 +35,7 @@ from plugins.attestation.probes import signed_text
 from plugins.attestation.service import client_data
 from plugins.users.models import Device as PushDevice
 from tests.fakes.play_integrity import FakePlayIntegrity
-from tests.support import ROOT, fcm_token
+from tests.support import ROOT, fcm_token, runtime_of
 from tests.support.app_attest import (
     APP_ID,
     PACKAGE,
@@ -625,8 +625,31 @@ async def test_a_probe_proves_the_chain_and_replays_and_stale_requests_are_refus
         assert check.status_code == 200, await check.get_json()
         report = await check.get_json()
         assert report["ok"] and report["probe_id"] == "monitor"
-        assert set(report["steps"]) == {"probe_identity", "database"}
-        assert all(step["ok"] for step in report["steps"].values())
+        steps = report["steps"]
+        assert set(steps) == {
+            "probe_identity",
+            "database",
+            "token_verification",
+            "migrations",
+            "families",
+        }
+        assert all(step["ok"] for step in steps.values()), steps
+        assert steps["token_verification"]["detail"].startswith("emulator at ")
+        assert "attestation" in steps["families"]["detail"]
+
+        # A family's failing check is reported; the chain still answers 200.
+        async def down() -> None:
+            raise RuntimeError("the monitor's test sibling is down")
+
+        runtime_of(client).readiness.setdefault("attestation", {})["sibling"] = down
+        fresh = await probe_token(client, probe_key)
+        check = await client.get(
+            "/auth/health-probe/check", headers={"Authorization": f"Bearer {fresh}"}
+        )
+        report = await check.get_json()
+        assert check.status_code == 200 and report["ok"], report
+        assert report["steps"]["families"] == {"ok": False, "detail": "degraded: attestation"}
+        del runtime_of(client).readiness["attestation"]["sibling"]
 
         async def refused(body: dict) -> tuple[int, str]:
             response = await client.post("/auth/health-probe/token", json=body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart import Blueprint
 
-from core import User, endpoint, utcnow
+from core import User, endpoint, readiness_report, utcnow
 from plugins.attestation import probes, service
 from plugins.attestation.models import Device
 from plugins.attestation.schemas import (
@@ -98,10 +98,11 @@ async def create_probe_token(body: ProbeTokenIn) -> ProbeTokenOut:
     requires=("health_probe",),
 )
 async def probe_check() -> tuple[ProbeCheckOut, int]:
-    """The auth chain end to end, without a real user: the probe identity verified, and a
-    database round trip (the nonce written when the identity was issued, read back).
-    Family readiness is `/readyz`'s; core offers families no public API to read it.
-    503 with the same body when a step fails."""
+    """The auth chain end to end, without a real user: the probe identity verified, a
+    database round trip (the nonce written when the identity was issued, read back), and
+    `/readyz`'s checks: Firebase token verification, migrations, every enabled family.
+    503 with the same body when a step of the chain fails; a failing family is reported
+    (`families`, `ok: false`) but, as on `/readyz`, leaves the answer 200."""
     identity = probes.current_probe()
     left = int((identity.expires_at - utcnow()).total_seconds())
     steps = {
@@ -113,6 +114,19 @@ async def probe_check() -> tuple[ProbeCheckOut, int]:
         steps["database"] = ProbeStep(ok=True, detail=await probes.database_round_trip(identity))
     except Exception as error:  # any failure is the report's to show, not a 500
         steps["database"] = ProbeStep(ok=False, detail=type(error).__name__)
+    readiness = await readiness_report()
+    for name, check in (
+        ("token_verification", readiness.auth),
+        ("migrations", readiness.migrations),
+    ):
+        steps[name] = ProbeStep(ok=check.ok, detail=check.detail or check.error or "ok")
     ok = all(step.ok for step in steps.values())
+    families = sorted(readiness.plugins)
+    steps["families"] = ProbeStep(
+        ok=not readiness.degraded,
+        detail=f"degraded: {', '.join(readiness.degraded)}"
+        if readiness.degraded
+        else f"all {len(families)} ready: {', '.join(families)}",
+    )
     report = ProbeCheckOut(ok=ok, probe_id=identity.probe_id, checked_at=utcnow(), steps=steps)
     return report, 200 if ok else 503
