@@ -21,6 +21,7 @@ from tests.fakes.osrm import FakeOsrm
 from tests.support import bearer, new_account
 from tests.support.gpx import loop, track
 from tests.support.ports import free_port
+from tests.support.sse import declared
 
 AS_JSON = {"Accept": "application/json"}
 GPX = {"Content-Type": "application/gpx+xml"}
@@ -88,18 +89,12 @@ async def signed_in_as(client: Any, auth_emulator: Any) -> tuple[dict[str, str],
 
 
 async def stream(client: Any, path: str, body: Any, headers: dict[str, str]) -> list[Any]:
-    """The ``(event, data)`` pairs of a planning stream, read as Server-Sent Events."""
+    """The ``(event, data)`` pairs of a planning stream, read as Server-Sent Events (each
+    checked against the spec)."""
     answer = await client.post(path, json=body, headers={**headers, "Accept": "text/event-stream"})
-    assert answer.status_code == 200 and answer.mimetype == "text/event-stream"
-    frames = [f for f in (await answer.get_data()).decode().split("\n\n") if f.strip()]
-    return [
-        (
-            next(line[7:] for line in f.splitlines() if line.startswith("event: ")),
-            json.loads(next(line[6:] for line in f.splitlines() if line.startswith("data: "))),
-        )
-        for f in frames
-        if not f.startswith(":")
-    ]
+    assert answer.mimetype == "text/event-stream"
+    frames = await (await declared(client, path)).read(answer)
+    return [(frame["event"], frame["data"]) for frame in frames]
 
 
 def local(url: str) -> str:
@@ -157,8 +152,7 @@ async def test_an_engine_that_cannot_route_ends_the_stream_with_failed(
         answer = await client.post(
             "/routes/plan/waypoints", json=PLAN, headers={**runner, **AS_JSON}
         )
-        assert answer.status_code == 200
-        events = (await answer.get_json())["events"]
+        events = await (await declared(client, "/routes/plan/waypoints")).read(answer)
         assert [e["event"] for e in events] == ["progress", "progress", "failed"]
         assert events[-1]["data"]["code"] == code and "OSRM" not in json.dumps(events)
         assert await Route.all().count() == 0
