@@ -159,8 +159,15 @@ def core_settings(tmp_path: Path, database_url: str) -> Callable[..., CoreSettin
 
 
 @pytest.fixture
-def app_client(core_settings: Callable[..., CoreSettings]) -> Callable[..., Any]:
-    """``async with app_client(plugins) as client:`` — a started app for these plugins."""
+def app_client(
+    core_settings: Callable[..., CoreSettings], auth_emulator: AuthEmulator
+) -> Callable[..., Any]:
+    """``async with app_client(plugins) as client:`` — a started app for these plugins.
+
+    Always with the suite's Auth Emulator in the environment: an app built before any test
+    of this worker had started it would find no way to verify tokens, and its /readyz
+    would depend on the order tests run in.
+    """
 
     @asynccontextmanager
     async def build(plugins: Mapping[str, Any] | None = None, **overrides: Any):
