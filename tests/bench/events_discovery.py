@@ -171,6 +171,14 @@ def measure(env: dict[str, str], path: str, seconds: int, connections: int) -> d
     return summary
 
 
+def _machine_state(one_minute_load: float) -> str:
+    """What the load average says of the figures: busy beyond one core's worth, other work
+    ran beside the benchmark."""
+    if one_minute_load >= 1.0:
+        return "The machine was shared with other work: the numbers are indicative."
+    return "The machine was otherwise idle."
+
+
 def render(params: dict[str, str], explained: dict[str, Any], summary: dict[str, Any]) -> str:
     loadavg = " / ".join(f"{v:.2f}" for v in summary["loadavg"])
     shown = [line for line in explained["plan"] if line.strip()]
@@ -191,8 +199,7 @@ def render(params: dict[str, str], explained: dict[str, Any], summary: dict[str,
             "after a 2 s warm-up; server and load generator pinned to separate cores).",
             "",
             f"Measured {summary['measured_at']}, load average before the run {loadavg} "
-            "(1 / 5 / 15 min). The machine was shared with other work at the time: the numbers "
-            "are indicative, not a baseline.",
+            f"(1 / 5 / 15 min). {_machine_state(summary['loadavg'][0])}",
             "",
             "| request | items | req/s | p50 | p99 |",
             "|---|---:|---:|---:|---:|",
