@@ -397,19 +397,22 @@ async def test_garmin_down_on_the_callback_stores_nothing(app_client, auth_emula
         assert (await GarminState.get()).consumed_at is not None
 
 
-async def test_a_route_too_long_for_garmin_is_refused_on_a_page(
+async def test_a_route_too_long_for_garmin_is_refused_before_consent(
     app_client, auth_emulator, fake_garmin
 ):
     long_line = [(40.0, -3.7, 600.0), (50.0, -3.7, 20.0)]  # ~1,100 km
     async with app_client(plugins(fake_garmin)) as client:
         share_id = await upload(client, long_line, "Madrid to the Channel")
         ann = await browser(client, auth_emulator)
-        answer = await ann.visit(consent(fake_garmin, (await ann.start(share_id))["authorize_url"]))
-        html = await page(answer)
-        assert answer.status_code == 413 and outcome(html) == "too_long"
-        assert "990" in html  # Garmin's limit, said in kilometres
-        assert ("POST", "/training-api/courses/v1/course") not in fake_garmin.calls
-        assert await GarminSend.all().count() == 0
+        answer = await client.post(
+            "/route-send/garmin/start", json={"share_id": share_id}, headers=ann.headers
+        )
+        assert answer.status_code == 409, await answer.get_data()
+        body = await answer.get_json()
+        assert body["code"] == "route_too_long" and "990 km" in body["detail"]
+        assert "Set-Cookie" not in answer.headers
+        assert fake_garmin.calls == []  # not even the consent screen
+        assert await GarminState.all().count() == 0 and await GarminSend.all().count() == 0
 
 
 async def test_unconfigured_garmin_answers_503_and_readiness_says_so(app_client, auth_emulator):

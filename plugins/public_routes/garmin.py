@@ -280,6 +280,14 @@ async def start(user: User, share_id: str, cookie: str | None) -> tuple[GarminSe
     A user with stored tokens skips Garmin's consent: the browser goes to the send step."""
     client()
     route = await service.shared(share_id)
+    try:
+        resample(route.points)
+    except CourseTooLong as error:  # said before Garmin's consent, not after it
+        raise ApiError(
+            409,
+            "route_too_long",
+            f"Garmin takes courses of up to {limit_text()}; this route is longer.",
+        ) from error
     session = _session(cookie)
     consent = not await GarminToken.exists(user_id=user.id)
     state, verifier, expires_at = await _new_state(user.id, route.share_id, session, consent)

@@ -307,7 +307,7 @@ def _garmin_page(result: garmin.Result) -> Response:
 @endpoint(
     body=GarminSendIn,
     response=GarminSendStarted,
-    errors=(404,),
+    errors=(404, 409),
     rate_limits=GARMIN_START,
     headers={"Set-Cookie": f"`{garmin.COOKIE}`: the browser session the next step checks."},
 )
@@ -315,7 +315,8 @@ async def garmin_start(body: GarminSendIn, user: User) -> Response:
     """Start sending a share to the caller's Garmin Connect as a course. The browser then
     navigates to ``authorize_url`` (Garmin's consent, or straight to the send step when the
     caller allowed it before), in the browser that made this call: the flow is bound to
-    the HttpOnly cookie this answer sets. 503 ``garmin_not_configured`` when off."""
+    the HttpOnly cookie this answer sets. 409 ``route_too_long`` for a route longer than
+    Garmin takes; 503 ``garmin_not_configured`` when off."""
     started, session = await garmin.start(user, body.share_id, request.cookies.get(garmin.COOKIE))
     response = Response(started.model_dump_json(), content_type="application/json")
     response.set_cookie(
