@@ -134,6 +134,14 @@ async def test_planning_streams_coarse_steps_and_stores_the_engines_route(
         assert manifest["stats"]["estimated_duration_s"] == round(done["stats"]["distance_m"] / 1.4)
         # No elevation service: OSRM's geometry has no elevation, and the manifest says so.
         assert manifest["stats"]["elevation_source"] == "none"
+        # ... and so claims no climbing: "A 5.2 km route.", the page's gain "unknown".
+        assert "climbing" not in manifest["description"]
+        assert manifest["description"].startswith("A ") and manifest["description"].endswith(
+            " route."
+        )
+        page = urlsplit(manifest["assets"]["page"]).path
+        html = (await (await client.get(page)).get_data()).decode()
+        assert '<dd data-stat="gain">unknown</dd>' in html
         assert manifest["request_paraphrase"] is None and manifest["alternatives"] == []
         assert (await client.get(f"/r/{done['share_id']}/preview.jpg")).status_code == 200
 

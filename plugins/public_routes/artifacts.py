@@ -30,6 +30,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "loss": "Elevation loss",
         "trail": "On trails",
         "description": "A {distance} route with {gain} of climbing.",
+        "description_without_elevation": "A {distance} route.",
+        "unknown": "unknown",
         "preview_alt": "Map line and elevation profile of the route {title}",
         "download": "Download",
         "geojson": "GeoJSON",
@@ -43,6 +45,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "loss": "Dénivelé négatif",
         "trail": "Sur sentiers",
         "description": "Un parcours de {distance} avec {gain} de montée.",
+        "description_without_elevation": "Un parcours de {distance}.",
+        "unknown": "inconnu",
         "preview_alt": "Tracé et profil d'altitude du parcours {title}",
         "download": "Télécharger",
         "geojson": "GeoJSON",
@@ -56,6 +60,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "loss": "Abstieg",
         "trail": "Auf Trails",
         "description": "Eine Strecke von {distance} mit {gain} Anstieg.",
+        "description_without_elevation": "Eine Strecke von {distance}.",
+        "unknown": "unbekannt",
         "preview_alt": "Streckenverlauf und Höhenprofil von {title}",
         "download": "Herunterladen",
         "geojson": "GeoJSON",
@@ -69,6 +75,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "loss": "Desnivel negativo",
         "trail": "En senderos",
         "description": "Una ruta de {distance} con {gain} de subida.",
+        "description_without_elevation": "Una ruta de {distance}.",
+        "unknown": "desconocido",
         "preview_alt": "Trazado y perfil de altitud de la ruta {title}",
         "download": "Descargar",
         "geojson": "GeoJSON",
@@ -102,7 +110,13 @@ def km(metres: float, locale: str) -> str:
     return text.replace(".", ",") if locale in ("fr", "de", "es") else text
 
 
-def description(distance_m: float, gain_m: float, locale: str) -> str:
+def description(distance_m: float, gain_m: float | None, locale: str) -> str:
+    """The share's one-line description; ``gain_m`` None when the elevation is unknown
+    (then no climbing is claimed)."""
+    if gain_m is None:
+        return TEXTS[locale]["description_without_elevation"].format(
+            distance=km(distance_m, locale)
+        )
     return TEXTS[locale]["description"].format(
         distance=km(distance_m, locale), gain=f"{round(gain_m)} m"
     )

@@ -213,7 +213,9 @@ def course(route: Route) -> dict[str, Any]:
         geo_points.append(point)
     return {
         "courseName": route.title,
-        "description": artifacts.description(route.distance_m, route.gain_m, route.locale),
+        "description": artifacts.description(
+            route.distance_m, service.known_gain(route), route.locale
+        ),
         "distance": route.distance_m,
         "elevationGain": route.gain_m,
         "elevationLoss": route.loss_m,

@@ -429,7 +429,7 @@ def manifest(route: Route, alternatives: Sequence[Route] = ()) -> ShareManifest:
         share_id=route.share_id,
         canonical_slug=artifacts.slug_for(route.title, route.locale),
         title=route.title,
-        description=artifacts.description(route.distance_m, route.gain_m, route.locale),
+        description=artifacts.description(route.distance_m, known_gain(route), route.locale),
         preview_description=text["preview_alt"].format(title=route.title),
         request_paraphrase=route.request_paraphrase,  # null without a request, never ""
         alternatives=[
@@ -499,7 +499,7 @@ def page(route: Route) -> str:
         locale=locale,
         og_locale={"en": "en_GB", "fr": "fr_FR", "de": "de_DE", "es": "es_ES"}[locale],
         title=route.title,
-        description=artifacts.description(route.distance_m, route.gain_m, locale),
+        description=artifacts.description(route.distance_m, known_gain(route), locale),
         page_url=base + page_path(route),
         preview_url=asset_url(route, "preview.jpg"),
         geojson_url=asset_url(route, "route.geojson"),
@@ -509,10 +509,16 @@ def page(route: Route) -> str:
         preview_alt=text["preview_alt"].format(title=route.title),
         texts=text,
         distance=artifacts.km(route.distance_m, locale),
-        gain=f"{round(route.gain_m)} m",
-        loss=f"{round(route.loss_m)} m",
+        gain=text["unknown"] if known_gain(route) is None else f"{round(route.gain_m)} m",
+        loss=text["unknown"] if known_gain(route) is None else f"{round(route.loss_m)} m",
         trail=None if route.trail_ratio is None else f"{round(route.trail_ratio * 100)} %",
     )
+
+
+def known_gain(route: Route) -> float | None:
+    """The route's elevation gain, or None when nothing measured its elevation (its stats
+    then say 0, ``elevation_source: none``)."""
+    return None if route.elevation_source == "none" else route.gain_m
 
 
 async def erase(user: User) -> None:
