@@ -5,6 +5,7 @@ export, rate limits, and the resampler that makes a route a Garmin course."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import math
@@ -264,6 +265,28 @@ async def test_a_second_send_skips_consent_and_an_ending_token_is_refreshed(
 
         # the send link is one-time too, and bound to this browser
         assert (await ann.visit(again["authorize_url"])).status_code == 409
+
+
+async def test_two_sends_racing_to_refresh_one_grant_both_go_through(
+    app_client, auth_emulator, fake_garmin
+):
+    """A refresh token is good once: the send that loses the race uses the token the winner
+    stored, instead of dropping the grant and asking for consent again."""
+    fake_garmin.access_ttl = 30  # within the refresh margin: both sends refresh
+    async with app_client(plugins(fake_garmin)) as client:
+        share_id = await upload(client, SPARSE, "Tour du lac")
+        ann = await browser(client, auth_emulator)
+        started = await ann.start(share_id)
+        assert (await ann.visit(consent(fake_garmin, started["authorize_url"]))).status_code == 200
+        fake_garmin.access_ttl = 3600
+        links = [(await ann.start(share_id))["authorize_url"] for _ in range(2)]
+        answers = await asyncio.gather(*(ann.visit(link) for link in links))
+        assert [a.status_code for a in answers] == [200, 200]
+        assert [outcome(await page(a)) for a in answers] == ["sent", "sent"]
+        refreshes = [r for r in fake_garmin.token_requests if r["grant_type"] == "refresh_token"]
+        assert len(refreshes) == 2  # both tried; one was refused, and still sent
+        assert await GarminToken.all().count() == 1
+        assert await GarminSend.all().count() == 3 and len(fake_garmin.courses) == 3
 
 
 async def test_a_refused_refresh_goes_back_through_consent(app_client, auth_emulator, fake_garmin):

@@ -11,6 +11,7 @@ S256), the tokens stored encrypted, and the course created. No HTTP framework he
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -57,6 +58,9 @@ MAX_POINTS = 10_000  # Garmin: about 10,000 points a course
 SPACING_M = MAX_SPACING_M * 0.99
 MAX_COURSE_M = SPACING_M * (MAX_POINTS - 1)
 REFRESH_MARGIN = timedelta(seconds=60)  # refresh an access token this long before it ends
+# A refused refresh may only mean a concurrent send rotated the grant first (a refresh token
+# is good once): look this long for the row that send saves before asking for consent again.
+ROTATED_WAIT_SECONDS = 2.0
 STALE_STATES = timedelta(days=1)  # spent or expired states are deleted after this
 # The routing engine's profile, to Garmin's activity types (a GPX upload says no sport).
 PROFILE_ACTIVITIES = {
@@ -367,13 +371,29 @@ async def _access_token(
         tokens = await garmin.refresh(refresh)
     except ApiError as error:
         if error.code == GARMIN_AUTH_REFUSED:
-            return None
+            return await _rotated_meanwhile(token, cipher)
         raise
     token.access_token = encrypt(tokens.access_token, cipher)
     token.refresh_token = encrypt(tokens.refresh_token, cipher)
     token.expires_at = utcnow() + timedelta(seconds=tokens.expires_in)
     await token.save(update_fields=["access_token", "refresh_token", "expires_at", "updated_at"])
     return tokens.access_token
+
+
+async def _rotated_meanwhile(token: GarminToken, cipher: MultiFernet | None) -> str | None:
+    """The live access token a concurrent send stored after rotating this grant, or None
+    (the grant is dead: consent again)."""
+    deadline = asyncio.get_running_loop().time() + ROTATED_WAIT_SECONDS
+    while True:
+        current = await GarminToken.get_or_none(id=token.id)
+        if current is None:
+            return None
+        if current.refresh_token != token.refresh_token:  # saved by another send
+            live = current.expires_at > utcnow() + REFRESH_MARGIN
+            return decrypt(current.access_token, cipher) if live else None
+        if asyncio.get_running_loop().time() >= deadline:
+            return None
+        await asyncio.sleep(0.05)
 
 
 async def _consent_again(row: GarminState, cookie: str, route: Route) -> Result:
