@@ -88,18 +88,11 @@ async def startup(plugin: LoadedPlugin) -> None:
 
 @hookimpl
 async def shutdown(plugin: LoadedPlugin) -> None:
-    routing = plugin.stash.get(ROUTING)
-    if routing is not None:
-        del plugin.stash[ROUTING]
-        await routing.http.aclose()
-    elevation = plugin.stash.get(ELEVATION)
-    if elevation is not None:
-        del plugin.stash[ELEVATION]
-        await elevation.http.aclose()
-    client = plugin.stash.get(GARMIN)
-    if client is not None:
-        del plugin.stash[GARMIN]
-        await client.http.aclose()
+    for key in (ROUTING, ELEVATION, GARMIN):  # each client of an outside service started
+        client = plugin.stash.get(key)
+        if client is not None:
+            del plugin.stash[key]
+            await client.http.aclose()
 
 
 @hookimpl
