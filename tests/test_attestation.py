@@ -688,7 +688,11 @@ async def test_a_p256_probe_key_works_too(app_client, ca, probe_key):
     settings = attestation_settings(ca, None, probe_key)
     settings["probe_keys"] = {"monitor": public_pem(p256)}
     async with app_client(plugins(settings)) as client:
-        await probe_token(client, p256)
+        token = await probe_token(client, p256)
+        check = await client.get(
+            "/auth/health-probe/check", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert check.status_code == 200 and (await check.get_json())["probe_id"] == "monitor"
 
 
 def _sample(converter: Any) -> str:

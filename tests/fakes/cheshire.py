@@ -75,7 +75,7 @@ class Call:
     accept: str
     authorization: str
     body: Any
-    path: str = "/v1/answers"
+    path: str
 
 
 @dataclass
@@ -141,22 +141,32 @@ def _error(status: int, code: str, message: str) -> Response:
     return Response(body, status=status, content_type="application/json")
 
 
+async def _received(fake: FakeCheshire) -> tuple[Any, Response | None]:
+    """The request's JSON body, recorded as a call; and a 401 to answer when it lacks the
+    service key (else None)."""
+    body = await request.get_json(silent=True)
+    authorization = request.headers.get("Authorization", "")
+    fake.calls.append(
+        Call(
+            accept=request.headers.get("Accept", ""),
+            authorization=authorization,
+            body=body,
+            path=request.path,
+        )
+    )
+    if authorization != f"Bearer {fake.api_key}":
+        return body, _error(401, "unauthorized", "bad service key")
+    return body, None
+
+
 def _build_app(fake: FakeCheshire) -> Quart:
     app = Quart("fake_cheshire")
 
     @app.post("/v1/route-plans")
     async def route_plans() -> Response:
-        body = await request.get_json(silent=True)
-        fake.calls.append(
-            Call(
-                accept=request.headers.get("Accept", ""),
-                authorization=request.headers.get("Authorization", ""),
-                body=body,
-                path="/v1/route-plans",
-            )
-        )
-        if request.headers.get("Authorization") != f"Bearer {fake.api_key}":
-            return _error(401, "unauthorized", "bad service key")
+        body, refused = await _received(fake)
+        if refused is not None:
+            return refused
         asked = body.get("request") if isinstance(body, dict) else None
         if not isinstance(asked, str) or not 1 <= len(asked) <= 500:
             return _error(400, "invalid_body", "request must be 1 to 500 characters")
@@ -181,16 +191,9 @@ def _build_app(fake: FakeCheshire) -> Quart:
 
     @app.post("/v1/answers")
     async def answers() -> Response:
-        body = await request.get_json(silent=True)
-        fake.calls.append(
-            Call(
-                accept=request.headers.get("Accept", ""),
-                authorization=request.headers.get("Authorization", ""),
-                body=body,
-            )
-        )
-        if request.headers.get("Authorization") != f"Bearer {fake.api_key}":
-            return _error(401, "unauthorized", "bad service key")
+        body, refused = await _received(fake)
+        if refused is not None:
+            return refused
         question = body.get("question") if isinstance(body, dict) else None
         if not isinstance(question, str) or not 1 <= len(question) <= 2000:
             return _error(400, "invalid_body", "question must be 1 to 2000 characters")
