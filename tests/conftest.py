@@ -6,7 +6,6 @@ app gets its own fresh PostgreSQL database instead.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -31,12 +30,9 @@ from tests.fakes.cheshire import FakeCheshire
 from tests.fakes.fcm import FakeFcm, serve_fake_fcm
 from tests.fakes.terra import FakeTerra
 from tests.support import ROOT
-from tests.support.ports import free_port
+from tests.support.emulator import EMULATOR_ENV, FIREBASE_BIN, emulator_command
 from tests.support.servers import stop_process_group
 
-FIREBASE_BIN = Path(
-    os.environ.get("IMPERFECT_FIREBASE_BIN", ROOT / ".tools/node_modules/.bin/firebase")
-)
 PROJECT_ID = "demo-imperfect"
 ENV_VAR = "IMPERFECT_ENV"
 BASE_DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -54,23 +50,14 @@ def auth_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthEmul
     if not FIREBASE_BIN.exists():
         pytest.fail(f"firebase-tools is not installed at {FIREBASE_BIN}: run `make test`")
     workdir = tmp_path_factory.mktemp("firebase")
-    port = free_port()
-    config = {
-        "emulators": {
-            "auth": {"host": "127.0.0.1", "port": port},
-            "hub": {"host": "127.0.0.1", "port": free_port()},
-            "logging": {"host": "127.0.0.1", "port": free_port()},
-            "ui": {"enabled": False},
-        }
-    }
-    (workdir / "firebase.json").write_text(json.dumps(config))
+    command, port = emulator_command(workdir, PROJECT_ID)
     log = (workdir / "emulator.log").open("w")
     process = subprocess.Popen(
-        [str(FIREBASE_BIN), "emulators:start", "--only", "auth", "--project", PROJECT_ID],
+        command,
         cwd=workdir,
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "NO_UPDATE_NOTIFIER": "1", "CI": "true"},
+        env={**os.environ, **EMULATOR_ENV},
         start_new_session=True,
     )
     host = f"127.0.0.1:{port}"

@@ -46,6 +46,7 @@ from typing import Any
 
 import tomli_w
 
+from tests.support.emulator import EMULATOR_ENV, FIREBASE_BIN, emulator_command
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,9 +70,6 @@ WORKOUT = {
 }
 POSTGRES_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 POSTGRES_DB = "imperfect_bench"
-FIREBASE_BIN = Path(
-    os.environ.get("IMPERFECT_FIREBASE_BIN", ROOT / ".tools/node_modules/.bin/firebase")
-)
 EMULATOR_PROJECT = "demo-imperfect"
 BENCH_UID = "bench-runner"
 
@@ -518,24 +516,14 @@ def auth_emulator(workdir: Path, cpus: str, log: Path) -> Iterator[str]:
     """The Firebase Auth Emulator (firebase-tools), as the test suite starts it; its host."""
     directory = workdir / "firebase"
     directory.mkdir()
-    port = free_port()
-    config = {
-        "emulators": {
-            "auth": {"host": "127.0.0.1", "port": port},
-            "hub": {"host": "127.0.0.1", "port": free_port()},
-            "logging": {"host": "127.0.0.1", "port": free_port()},
-            "ui": {"enabled": False},
-        }
-    }
-    (directory / "firebase.json").write_text(json.dumps(config))
-    command = [str(FIREBASE_BIN), "emulators:start", "--only", "auth"]
+    command, port = emulator_command(directory, EMULATOR_PROJECT)
     with log.open("ab") as output:
         process = subprocess.Popen(
-            pinned([*command, "--project", EMULATOR_PROJECT], cpus),
+            pinned(command, cpus),
             cwd=directory,
             stdout=output,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "NO_UPDATE_NOTIFIER": "1", "CI": "true"},
+            env={**os.environ, **EMULATOR_ENV},
             start_new_session=True,
         )
     try:
