@@ -1,9 +1,9 @@
-"""A PostgreSQL and a Redis of a test's own, on their own ports, to kill and restart.
+"""A PostgreSQL of a test's own, on its own port, to kill and restart.
 
-Fault tests must not touch the machine's shared services, so they start private ones:
+Fault tests must not touch the machine's shared services, so they start a private one:
 ``initdb`` into a temporary folder (run as the ``postgres`` user when the tests run as
-root, since PostgreSQL refuses to run as root) and ``redis-server`` without persistence.
-Both are stopped with their process groups at the end of the test.
+root, since PostgreSQL refuses to run as root), stopped with its process group at the end
+of the test.
 """
 
 from __future__ import annotations
@@ -120,50 +120,6 @@ class PrivatePostgres:
             self.process = None
 
 
-class PrivateRedis:
-    """One Redis server on its own port, keeping nothing on disk."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        directory.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        _wait_for_port(self.port, 10)
-
-    def kill(self) -> None:
-        if self.process is not None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-            self.process = None
-
-
 @contextmanager
 def private_postgres() -> Iterator[PrivatePostgres]:
     server = PrivatePostgres()
@@ -173,13 +129,3 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     finally:
         server.kill()
         shutil.rmtree(server.directory, ignore_errors=True)
-
-
-@contextmanager
-def private_redis(directory: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(directory)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
