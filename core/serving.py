@@ -77,8 +77,6 @@ CONFIG_ENV = "IMPERFECT_HYPERCORN_CONFIG"
 LOG_LEVEL_ENV = "IMPERFECT_LOG_LEVEL"
 DEPLOYMENT_CONFIG = Path("config/hypercorn.toml")
 WORKER_APPLICATION = "core.serving:worker_app()"
-LOG_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s"
-LOG_DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"  # hypercorn's, so the two logs read alike
 SERVERS = ("hypercorn", "uvicorn", "granian")
 # Set by `imperfect serve` itself: a value in the file has no effect.
 _SET_BY_SERVE = frozenset({"bind", "workers", "application_path", "worker_class"})
