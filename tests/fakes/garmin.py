@@ -21,12 +21,14 @@ the wellness user API and the Courses API, checking what Garmin checks
 
 Switches: ``deny``, ``course_import``, ``quota_exceeded``, ``down`` (503 everywhere),
 ``access_ttl`` (seconds an access token lives; 0 issues tokens already expired),
+``refresh_delay`` (seconds a granted refresh takes to answer, its old token spent at once),
 ``expire_access_tokens()``, ``forget_grants()``. ``calls`` records ``(method, path)`` of
 every request, ``token_requests`` each token form, ``courses`` each created course.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import itertools
@@ -96,6 +98,7 @@ class FakeGarmin:
     quota_exceeded: bool = False
     down: bool = False
     access_ttl: int = 86_400
+    refresh_delay: float = 0.0
     calls: list[tuple[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     courses: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -235,6 +238,7 @@ class FakeGarmin:
                 user = self._refresh.pop(form.get("refresh_token", ""), None)
                 if user is None:
                     return {"error": "invalid_grant", "error_description": "refresh token"}, 400
+                await asyncio.sleep(self.refresh_delay)
                 return self._issue(user)
             return {"error": "unsupported_grant_type"}, 400
 
